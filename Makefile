@@ -1,0 +1,43 @@
+# Two commands on a fresh clone: `make run` and `make test`. Everything else is installed from here.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8888
+
+.PHONY: install run test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the gateway on 127.0.0.1:8888: the kernel API and the bundled example notebook API side by side.
+run: install
+	KG_IP=$(HOST) KG_PORT=$(PORT) KG_API=jupyter-websocket,notebook-http \
+	KG_SEED_URI=examples/api.ipynb $(VENV)/bin/fastkg
+
+lint: install
+	$(VENV)/bin/ruff check app tests bench
+	$(VENV)/bin/ruff format --check app tests
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+## Lint, type-check and run the whole suite (unit, in-process, black-box).
+test: lint typecheck
+	$(PY) tests/setup_browser.py
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+unit: install
+	$(VENV)/bin/pytest -q tests/unit
+
+## Interleaved benchmark against Kernel Gateway 3.0.1 (installed in its own venv).
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .venv-kg .mypy_cache .ruff_cache .pytest_cache

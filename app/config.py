@@ -1,0 +1,185 @@
+"""Settings: every Kernel Gateway option under its KG_* name, plus fastkg's FASTKG_* options.
+
+This is the only module that reads the process environment for configuration. Precedence is
+CLI flags (passed as init arguments) > environment > defaults, as in Kernel Gateway.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Personality(StrEnum):
+    """The APIs a gateway can serve (KG_API)."""
+
+    JUPYTER_WEBSOCKET = "jupyter-websocket"
+    NOTEBOOK_HTTP = "notebook-http"
+
+
+class CellParser(StrEnum):
+    """How notebook-http finds endpoints in a notebook (KG_CELL_PARSER)."""
+
+    ANNOTATIONS = "kernel_gateway.notebook_http.cell.parser"
+    SWAGGER = "kernel_gateway.notebook_http.swagger.parser"
+
+
+_PERSONALITY_NAMES = {
+    "jupyter-websocket": Personality.JUPYTER_WEBSOCKET,
+    "kernel_gateway.jupyter_websocket": Personality.JUPYTER_WEBSOCKET,
+    "notebook-http": Personality.NOTEBOOK_HTTP,
+    "kernel_gateway.notebook_http": Personality.NOTEBOOK_HTTP,
+}
+
+_CELL_PARSER_NAMES = {
+    "kernel_gateway.notebook_http.cell.parser": CellParser.ANNOTATIONS,
+    "cell": CellParser.ANNOTATIONS,
+    "kernel_gateway.notebook_http.swagger.parser": CellParser.SWAGGER,
+    "swagger": CellParser.SWAGGER,
+}
+
+
+def _env(name: str, *more: str) -> Any:
+    """Field that reads `name` (a KG_* or FASTKG_* variable) and accepts the field name as an argument."""
+    return AliasChoices(name, *more)
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Gateway configuration. Construct with keyword arguments to override the environment."""
+
+    model_config = SettingsConfigDict(
+        env_ignore_empty=True,
+        populate_by_name=True,
+        extra="ignore",
+        case_sensitive=True,
+    )
+
+    ip: str = Field("127.0.0.1", validation_alias=_env("KG_IP", "ip"))
+    port: int = Field(8888, ge=0, le=65535, validation_alias=_env("KG_PORT", "port"))
+    port_retries: int = Field(50, ge=0, validation_alias=_env("KG_PORT_RETRIES", "port_retries"))
+    base_url: str = Field("/", validation_alias=_env("KG_BASE_URL", "base_url"))
+    auth_token: SecretStr | None = Field(None, validation_alias=_env("KG_AUTH_TOKEN", "auth_token"))
+
+    allow_origin: str = Field("", validation_alias=_env("KG_ALLOW_ORIGIN", "allow_origin"))
+    allow_credentials: str = Field("", validation_alias=_env("KG_ALLOW_CREDENTIALS", "allow_credentials"))
+    allow_headers: str = Field("", validation_alias=_env("KG_ALLOW_HEADERS", "allow_headers"))
+    allow_methods: str = Field("", validation_alias=_env("KG_ALLOW_METHODS", "allow_methods"))
+    expose_headers: str = Field("", validation_alias=_env("KG_EXPOSE_HEADERS", "expose_headers"))
+    max_age: str = Field("", validation_alias=_env("KG_MAX_AGE", "max_age"))
+
+    max_kernels: int | None = Field(None, ge=1, validation_alias=_env("KG_MAX_KERNELS", "max_kernels"))
+    prespawn_count: int | None = Field(
+        None, ge=0, validation_alias=_env("KG_PRESPAWN_COUNT", "prespawn_count")
+    )
+    seed_uri: str | None = Field(None, validation_alias=_env("KG_SEED_URI", "seed_uri"))
+    default_kernel_name: str = Field(
+        "", validation_alias=_env("KG_DEFAULT_KERNEL_NAME", "default_kernel_name")
+    )
+    force_kernel_name: str = Field("", validation_alias=_env("KG_FORCE_KERNEL_NAME", "force_kernel_name"))
+    list_kernels: bool = Field(False, validation_alias=_env("KG_LIST_KERNELS", "list_kernels"))
+    env_whitelist: CommaList = Field(
+        default_factory=list, validation_alias=_env("KG_ENV_WHITELIST", "env_whitelist")
+    )
+    env_process_whitelist: CommaList = Field(
+        default_factory=list, validation_alias=_env("KG_ENV_PROCESS_WHITELIST", "env_process_whitelist")
+    )
+    api: CommaList = Field(
+        default_factory=lambda: [Personality.JUPYTER_WEBSOCKET.value], validation_alias=_env("KG_API", "api")
+    )
+
+    certfile: str | None = Field(None, validation_alias=_env("KG_CERTFILE", "certfile"))
+    keyfile: str | None = Field(None, validation_alias=_env("KG_KEYFILE", "keyfile"))
+    client_ca: str | None = Field(None, validation_alias=_env("KG_CLIENT_CA", "client_ca"))
+    trust_xheaders: bool = Field(False, validation_alias=_env("KG_TRUST_XHEADERS", "trust_xheaders"))
+    ws_ping_interval: float = Field(
+        30.0, ge=0, validation_alias=_env("KG_WS_PING_INTERVAL_SECS", "ws_ping_interval")
+    )
+
+    # notebook-http (KG names)
+    allow_notebook_download: bool = Field(
+        False, validation_alias=_env("KG_ALLOW_NOTEBOOK_DOWNLOAD", "allow_notebook_download")
+    )
+    static_path: str | None = Field(None, validation_alias=_env("KG_STATIC_PATH", "static_path"))
+    cell_parser: str = Field(CellParser.ANNOTATIONS.value, validation_alias=_env("KG_CELL_PARSER", "cell_parser"))
+
+    # fastkg's own options
+    warm_pool: int = Field(0, ge=0, validation_alias=_env("FASTKG_WARM_POOL", "warm_pool"))
+    request_timeout: float = Field(60.0, gt=0, validation_alias=_env("FASTKG_REQUEST_TIMEOUT", "request_timeout"))
+    max_request_body: int = Field(
+        10 * 1024 * 1024, gt=0, validation_alias=_env("FASTKG_MAX_REQUEST_BODY", "max_request_body")
+    )
+    max_rest_body: int = Field(1024 * 1024, gt=0, validation_alias=_env("FASTKG_MAX_REST_BODY", "max_rest_body"))
+    kernel_start_timeout: float = Field(
+        60.0, gt=0, validation_alias=_env("FASTKG_KERNEL_START_TIMEOUT", "kernel_start_timeout")
+    )
+    replay_seconds: float = Field(60.0, ge=0, validation_alias=_env("FASTKG_REPLAY_SECONDS", "replay_seconds"))
+    debug: bool = Field(False, validation_alias=_env("FASTKG_DEBUG", "debug"))
+    log_level: str = Field("INFO", validation_alias=_env("FASTKG_LOG_LEVEL", "log_level"))
+
+    @field_validator("env_whitelist", "env_process_whitelist", "api", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("api")
+    @classmethod
+    def _known_personalities(cls, value: list[str]) -> list[str]:
+        resolved: list[str] = []
+        for name in value or [Personality.JUPYTER_WEBSOCKET.value]:
+            personality = _PERSONALITY_NAMES.get(name)
+            if personality is None:
+                known = ", ".join(sorted(_PERSONALITY_NAMES))
+                raise ValueError(f"unknown API {name!r}; known: {known}")
+            if personality.value not in resolved:
+                resolved.append(personality.value)
+        return resolved
+
+    @field_validator("cell_parser")
+    @classmethod
+    def _known_cell_parser(cls, value: str) -> str:
+        parser = _CELL_PARSER_NAMES.get(value)
+        if parser is None:
+            raise ValueError(f"unknown cell parser {value!r}; known: {', '.join(sorted(_CELL_PARSER_NAMES))}")
+        return parser.value
+
+    @field_validator("base_url")
+    @classmethod
+    def _normalise_base_url(cls, value: str) -> str:
+        return "/" + value.strip("/") if value.strip("/") else ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if (
+            self.max_kernels is not None
+            and self.prespawn_count is not None
+            and self.prespawn_count > self.max_kernels
+        ):
+            raise ValueError(
+                f"prespawn count ({self.prespawn_count}) exceeds max kernels ({self.max_kernels})"
+            )
+        if Personality.NOTEBOOK_HTTP.value in self.api and not self.seed_uri:
+            raise ValueError("the notebook-http API needs a notebook: set KG_SEED_URI")
+        return self
+
+    @property
+    def personalities(self) -> list[Personality]:
+        return [Personality(name) for name in self.api]
+
+    @property
+    def token(self) -> str | None:
+        return self.auth_token.get_secret_value() if self.auth_token else None
+
+    @property
+    def parser(self) -> CellParser:
+        return CellParser(self.cell_parser)

@@ -1,0 +1,168 @@
+"""Server-side execution on a kernel: readiness probes, seed cells and notebook-http requests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from app.errors import ExecutionTimeout, KernelUnavailable
+from app.kernels.channels import open_channel
+from app.kernels.wire import KernelMessage
+
+if TYPE_CHECKING:
+    import zmq.asyncio
+
+    from app.kernels.kernel import Kernel
+
+
+@dataclass
+class ExecutionResult:
+    """What one execute_request produced, collected from iopub and the shell reply."""
+
+    status: str = "ok"
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+    result: dict[str, Any] | None = None  # execute_result data (a MIME bundle)
+    displays: list[dict[str, Any]] = field(default_factory=list)  # display_data bundles, in order
+    ename: str = ""
+    evalue: str = ""
+    traceback: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def text(self) -> str:
+        return "".join(self.stdout)
+
+    def add(self, message: KernelMessage) -> None:
+        kind, content = message.msg_type, message.content
+        if kind == "stream":
+            (self.stdout if content.get("name") == "stdout" else self.stderr).append(str(content.get("text", "")))
+        elif kind == "execute_result":
+            self.result = content.get("data") or {}
+        elif kind == "display_data":
+            self.displays.append(content.get("data") or {})
+        elif kind == "error":
+            self.status = "error"
+            self.ename = str(content.get("ename", ""))
+            self.evalue = str(content.get("evalue", ""))
+            self.traceback = [str(line) for line in content.get("traceback", [])]
+
+
+class _Pending:
+    __slots__ = ("idle", "reply", "result")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.result = ExecutionResult()
+        self.reply: asyncio.Future[KernelMessage] = loop.create_future()
+        self.idle: asyncio.Future[None] = loop.create_future()
+
+
+class Executor:
+    """A private shell connection to one kernel for requests the gateway itself makes."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self._shell: zmq.asyncio.Socket = open_channel(
+            kernel.context, kernel.connection_info, "shell", uuid.uuid4().hex.encode()
+        )
+        self._pending: dict[str, _Pending] = {}
+        self._reader = asyncio.create_task(self._read_replies(), name=f"executor-{kernel.id}")
+        kernel.add_listener(self)
+
+    async def close(self) -> None:
+        self.kernel.remove_listener(self)
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        self._shell.close(linger=0)
+        self._fail_all("the kernel connection closed")
+
+    def on_iopub(self, message: KernelMessage) -> None:
+        if not self._pending:
+            return
+        pending = self._pending.get(message.parent_id)
+        if pending is None:
+            return
+        if message.msg_type == "status":
+            if message.content.get("execution_state") == "idle" and not pending.idle.done():
+                pending.idle.set_result(None)
+        else:
+            pending.result.add(message)
+
+    def on_lifecycle(self, event: str) -> None:
+        if event in ("restarting", "dead", "restarted", "shutdown"):
+            self._fail_all(f"the kernel {event}")
+
+    def _fail_all(self, reason: str) -> None:
+        for pending in self._pending.values():
+            for future in (pending.reply, pending.idle):
+                if not future.done():
+                    future.set_exception(KernelUnavailable(f"Kernel unavailable: {reason}"))
+        self._pending.clear()
+
+    async def _read_replies(self) -> None:
+        while True:
+            frames = await self._shell.recv_multipart()
+            message = self.kernel.decode(frames, "shell")
+            if message is None:
+                continue
+            pending = self._pending.get(message.parent_id)
+            if pending is not None and not pending.reply.done():
+                pending.reply.set_result(message)
+
+    async def _request(self, msg_type: str, content: dict[str, Any], *, wait_idle: bool) -> _Pending:
+        parts = self.kernel.message_parts(msg_type, content)
+        msg_id = json.loads(parts[0])["msg_id"]
+        pending = _Pending(asyncio.get_running_loop())
+        self._pending[msg_id] = pending
+        try:
+            await self.kernel.send(self._shell, parts, [])
+            await pending.reply
+            if wait_idle:
+                await pending.idle
+        finally:
+            self._pending.pop(msg_id, None)
+        return pending
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Probe with kernel_info_request until the kernel answers (the first may be lost at startup)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    async with asyncio.timeout(1.0):
+                        await self._request("kernel_info_request", {}, wait_idle=False)
+                        return
+                except TimeoutError:
+                    if not await self.kernel.manager.is_alive():
+                        raise KernelUnavailable("the kernel exited during startup") from None
+
+    async def execute(self, code: str, timeout: float) -> ExecutionResult:
+        """Run code; raise ExecutionTimeout after `timeout` seconds, KernelUnavailable if the kernel dies."""
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
+        try:
+            async with asyncio.timeout(timeout):
+                pending = await self._request("execute_request", content, wait_idle=True)
+        except TimeoutError:
+            raise ExecutionTimeout(f"The request did not finish within {timeout:g} s") from None
+        reply = pending.reply.result().content
+        if reply.get("status") == "error" and pending.result.status != "error":
+            pending.result.status = "error"
+            pending.result.ename = str(reply.get("ename", ""))
+            pending.result.evalue = str(reply.get("evalue", ""))
+        elif reply.get("status") == "aborted":
+            pending.result.status = "aborted"
+        return pending.result

@@ -1,0 +1,170 @@
+"""One running kernel: its jupyter_client manager, message signing, iopub monitor and activity."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import zmq
+import zmq.asyncio
+from jupyter_client.session import Session
+
+from app.kernels.bridge import ChannelHub
+from app.kernels.channels import open_channel
+from app.kernels.executor import Executor
+from app.kernels.wire import DELIMITER, KernelMessage, WireError, parse_header, split_frames
+
+log = logging.getLogger(__name__)
+
+
+class IOPubListener(Protocol):
+    """Something that wants every iopub message of a kernel (the channel hub, server-side executors)."""
+
+    def on_iopub(self, message: KernelMessage) -> None: ...
+
+    def on_lifecycle(self, event: str) -> None: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Kernel:
+    """A started kernel. Owns one iopub SUB socket whose messages feed activity and every listener."""
+
+    def __init__(
+        self,
+        kernel_id: str,
+        name: str,
+        manager: Any,
+        context: zmq.asyncio.Context,
+        *,
+        replay_seconds: float = 60.0,
+    ) -> None:
+        self.id = kernel_id
+        self.name = name
+        self.manager = manager
+        self.context = context
+        self.session: Session = manager.session
+        self.last_activity = utcnow()
+        self.execution_state = "starting"
+        self._listeners: list[IOPubListener] = []
+        self._iopub: zmq.asyncio.Socket | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._executor: Executor | None = None
+        self.hub = ChannelHub(self, replay_seconds=replay_seconds)
+        self.add_listener(self.hub)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Start monitoring iopub. Call once the kernel's connection info is known."""
+        self._iopub = open_channel(self.context, self.connection_info, "iopub")
+        self._pump = asyncio.create_task(self._pump_iopub(self._iopub), name=f"iopub-{self.id}")
+        self.manager.add_restart_callback(self._on_restart, "restart")
+        self.manager.add_restart_callback(self._on_dead, "dead")
+        self._executor = Executor(self)
+
+    @property
+    def executor(self) -> Executor:
+        """The gateway's own shell connection to this kernel (readiness, seeding, notebook-http)."""
+        if self._executor is None:
+            raise RuntimeError("kernel not opened")
+        return self._executor
+
+    async def close(self) -> None:
+        """Stop monitoring and close every socket this kernel's relays opened."""
+        with contextlib.suppress(Exception):
+            self.manager.remove_restart_callback(self._on_restart, "restart")
+            self.manager.remove_restart_callback(self._on_dead, "dead")
+        await self.hub.close()
+        if self._executor is not None:
+            await self._executor.close()
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        if self._iopub is not None:
+            self._iopub.close(linger=0)
+
+    @property
+    def connection_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = self.manager.get_connection_info(session=False)
+        return info
+
+    def notify(self, event: str) -> None:
+        """Tell listeners about a lifecycle event: restarting, dead, restarted, shutdown."""
+        if event in ("restarting", "dead"):
+            self.execution_state = event
+        for listener in tuple(self._listeners):
+            listener.on_lifecycle(event)
+
+    def _on_restart(self) -> None:
+        log.warning("kernel %s died; restarting", self.id)
+        self.notify("restarting")
+
+    def _on_dead(self) -> None:
+        log.error("kernel %s died and could not be restarted", self.id)
+        self.notify("dead")
+
+    # -- listeners ------------------------------------------------------------------------------
+    def add_listener(self, listener: IOPubListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: IOPubListener) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    @property
+    def connections(self) -> int:
+        return self.hub.connections
+
+    # -- messages -------------------------------------------------------------------------------
+    def decode(self, frames: list[bytes], channel: str) -> KernelMessage | None:
+        """Verify a kernel message's signature and wrap it; None (logged) for anything invalid."""
+        try:
+            signature, parts = split_frames(frames)
+        except WireError as exc:
+            log.warning("dropping malformed %s message from kernel %s: %s", channel, self.id, exc)
+            return None
+        if self.session.auth is not None and not hmac.compare_digest(self.session.sign(parts[:4]), signature):
+            log.warning("dropping %s message with a bad signature from kernel %s", channel, self.id)
+            return None
+        return KernelMessage(channel, parts, parse_header(parts[0]))
+
+    async def send(self, socket: zmq.asyncio.Socket, parts: list[bytes], buffers: list[bytes]) -> None:
+        """Sign and send a message (header, parent, metadata, content as JSON bytes) on a kernel socket."""
+        self.last_activity = utcnow()
+        await socket.send_multipart([DELIMITER, self.session.sign(parts), *parts, *buffers])
+
+    def message_parts(
+        self, msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None = None
+    ) -> list[bytes]:
+        """Build a new message from this gateway, as JSON parts ready to sign or relay."""
+        msg = self.session.msg(msg_type, content, parent=parent or {})
+        pack: Callable[[object], bytes] = self.session.pack
+        return [pack(msg["header"]), pack(msg["parent_header"]), pack({}), pack(content)]
+
+    def synthetic(
+        self, channel: str, msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None = None
+    ) -> KernelMessage:
+        parts = self.message_parts(msg_type, content, parent)
+        return KernelMessage(channel, parts, parse_header(parts[0]))
+
+    async def _pump_iopub(self, socket: zmq.asyncio.Socket) -> None:
+        while True:
+            frames = await socket.recv_multipart()
+            message = self.decode(frames, "iopub")
+            if message is None:
+                continue
+            self.last_activity = utcnow()
+            if message.msg_type == "status":
+                state = message.content.get("execution_state")
+                if isinstance(state, str):
+                    self.execution_state = state
+            for listener in tuple(self._listeners):
+                listener.on_iopub(message)

@@ -1,0 +1,71 @@
+"""The application factory: middleware, error table, routers, docs and lifespan for one Settings."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
+
+from app import __version__
+from app.auth import TokenAuthMiddleware
+from app.body_limit import BodyLimitMiddleware
+from app.config import Personality, Settings
+from app.cors import CorsMiddleware, CorsPolicy
+from app.error_responses import install_error_handlers
+from app.lifespan import build_lifespan
+from app.routers import api, channels, kernels, kernelspecs, sessions
+
+
+def _docs_router(settings: Settings) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    base = settings.base_url
+
+    @router.get("/docs")
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=f"{base}/openapi.json",
+            title="fastkg API",
+            swagger_js_url=f"{base}/docs/static/swagger-ui-bundle.js",
+            swagger_css_url=f"{base}/docs/static/swagger-ui.css",
+            swagger_favicon_url=f"{base}/docs/static/favicon-32x32.png",
+        )
+
+    return router
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build a gateway for these settings. Safe to call more than once in a process."""
+    base = settings.base_url
+    app = FastAPI(
+        title="fastkg",
+        version=__version__,
+        summary="A Jupyter kernel gateway: the kernel API and notebooks served as HTTP APIs",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"{base}/openapi.json",
+        lifespan=build_lifespan(settings),
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(api.router, prefix=base)
+    if Personality.JUPYTER_WEBSOCKET in settings.personalities:
+        for router in (kernels.router, kernelspecs.router, sessions.router, channels.router):
+            app.include_router(router, prefix=base)
+    app.include_router(_docs_router(settings), prefix=base)
+    app.mount(f"{base}/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="swagger-static")
+    _install_middleware(app, settings)
+    return app
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    """CORS outermost (so 401s and 413s carry its headers), then token auth, then body limits."""
+    api_prefix = f"{settings.base_url}/api/"
+
+    def limit_for(path: str) -> int:
+        return settings.max_rest_body if path.startswith(api_prefix) else settings.max_request_body
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(TokenAuthMiddleware, token=settings.token)
+    app.add_middleware(CorsMiddleware, policy=CorsPolicy.from_settings(settings))

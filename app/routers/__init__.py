@@ -1,0 +1,1 @@
+"""HTTP and WebSocket transport: routes parse requests, call services and shape responses."""

@@ -1,0 +1,66 @@
+"""REST routes for kernels: list, start, get, shut down, interrupt, restart."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request, Response, status
+
+from app.deps import KernelsDep, SettingsDep
+from app.errors import Forbidden
+from app.routers.models import kernel_model
+from app.routers.tags import Tag
+from app.schemas import ErrorModel, KernelModel, StartKernelRequest
+
+router = APIRouter(prefix="/api/kernels", tags=[Tag.KERNELS], responses={404: {"model": ErrorModel}})
+
+
+@router.get("", operation_id="list_kernels")
+async def list_kernels(kernels: KernelsDep, settings: SettingsDep) -> list[KernelModel]:
+    """List running kernels. Forbidden unless KG_LIST_KERNELS is enabled, as in Kernel Gateway."""
+    if not settings.list_kernels:
+        raise Forbidden("Forbidden: listing kernels is disabled (KG_LIST_KERNELS)")
+    return [kernel_model(k) for k in kernels.list()]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="start_kernel",
+    responses={403: {"model": ErrorModel}, 500: {"model": ErrorModel}},
+)
+async def start_kernel(
+    request: Request,
+    response: Response,
+    kernels: KernelsDep,
+    body: Annotated[StartKernelRequest | None, Body()] = None,
+) -> KernelModel:
+    """Start a kernel (seeded when KG_SEED_URI applies) and return it once it is ready."""
+    body = body or StartKernelRequest()
+    kernel = await kernels.start(body.name, body.env)
+    response.headers["Location"] = f"{request.url.path}/{kernel.id}"
+    return kernel_model(kernel)
+
+
+@router.get("/{kernel_id}", operation_id="get_kernel")
+async def get_kernel(kernel_id: str, kernels: KernelsDep) -> KernelModel:
+    """Get one kernel's model."""
+    return kernel_model(kernels.get(kernel_id))
+
+
+@router.delete("/{kernel_id}", status_code=status.HTTP_204_NO_CONTENT, operation_id="shutdown_kernel")
+async def shutdown_kernel(kernel_id: str, kernels: KernelsDep) -> None:
+    """Shut a kernel down and close its websockets."""
+    await kernels.shutdown(kernel_id)
+
+
+@router.post("/{kernel_id}/interrupt", status_code=status.HTTP_204_NO_CONTENT, operation_id="interrupt_kernel")
+async def interrupt_kernel(kernel_id: str, kernels: KernelsDep) -> None:
+    """Interrupt what the kernel is running."""
+    await kernels.interrupt(kernel_id)
+
+
+@router.post("/{kernel_id}/restart", operation_id="restart_kernel")
+async def restart_kernel(kernel_id: str, kernels: KernelsDep) -> KernelModel:
+    """Restart the kernel; open websockets keep working."""
+    return kernel_model(await kernels.restart(kernel_id))

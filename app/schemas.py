@@ -1,0 +1,98 @@
+"""Pydantic wire models of the REST API (Jupyter Server's kernel, kernelspec and session models)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from datetime import datetime
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class StartKernelRequest(BaseModel):
+    """Body of POST /api/kernels. Both fields are optional."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = Field(None, description="Kernelspec name; the default kernel when absent")
+    env: dict[str, str] | None = Field(
+        None, description="KERNEL_* (and whitelisted) variables for the kernel's environment"
+    )
+
+
+class KernelModel(BaseModel):
+    id: str
+    name: str
+    last_activity: datetime = Field(description="UTC, as YYYY-MM-DDTHH:MM:SS.ffffffZ")
+    execution_state: str
+    connections: int
+
+    @field_serializer("last_activity")
+    def _timestamp(self, value: datetime) -> str:
+        return value.strftime(TIMESTAMP_FORMAT)
+
+
+class KernelSpecFile(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    argv: list[str]
+    display_name: str
+    language: str
+    interrupt_mode: str = "signal"
+    env: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class KernelSpecModel(BaseModel):
+    name: str
+    spec: KernelSpecFile
+    resources: dict[str, str]
+
+
+class KernelSpecsModel(BaseModel):
+    default: str
+    kernelspecs: dict[str, KernelSpecModel]
+
+
+class VersionModel(BaseModel):
+    version: str
+    gateway: Literal["fastkg"] = "fastkg"
+
+
+class SessionKernelRef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | None = None
+    name: str | None = None
+
+
+class CreateSessionRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    path: str | None = None
+    name: str | None = None
+    type: str | None = None
+    kernel: SessionKernelRef | None = None
+
+
+class UpdateSessionRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    path: str | None = None
+    name: str | None = None
+    type: str | None = None
+    kernel: SessionKernelRef | None = None
+
+
+class SessionModel(BaseModel):
+    id: str
+    path: str
+    name: str
+    type: str
+    kernel: KernelModel
+
+
+class ErrorModel(BaseModel):
+    reason: str
+    message: str
