@@ -23,7 +23,11 @@ def header(scope: Scope, name: bytes) -> str | None:
 
 
 async def send_error(
-    scope: Scope, send: Send, status: int, message: str, extra_headers: list[tuple[bytes, bytes]] | None = None
+    scope: Scope,
+    send: Send,
+    status: int,
+    message: str,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     """Answer with a JSON {reason, message}; for a websocket, before accepting it."""
     body = json.dumps(error_body(status, message)).encode()

@@ -19,7 +19,7 @@ def presented_token(scope: Scope) -> str | None:
     if "token=" in query:
         for key, value in parse_qsl(query, keep_blank_values=True):
             if key == "token":
-                return value
+                return str(value)
     return None
 
 

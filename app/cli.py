@@ -119,7 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(preflight(settings))
         sock = bind_socket(settings.ip, settings.port, settings.port_retries)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
         print(f"fastkg: invalid configuration: {problems}", file=sys.stderr)
         return 2
     except (ConfigurationError, GatewayError) as exc:

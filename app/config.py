@@ -111,19 +111,27 @@ class Settings(BaseSettings):
         False, validation_alias=_env("KG_ALLOW_NOTEBOOK_DOWNLOAD", "allow_notebook_download")
     )
     static_path: str | None = Field(None, validation_alias=_env("KG_STATIC_PATH", "static_path"))
-    cell_parser: str = Field(CellParser.ANNOTATIONS.value, validation_alias=_env("KG_CELL_PARSER", "cell_parser"))
+    cell_parser: str = Field(
+        CellParser.ANNOTATIONS.value, validation_alias=_env("KG_CELL_PARSER", "cell_parser")
+    )
 
     # fastkg's own options
     warm_pool: int = Field(0, ge=0, validation_alias=_env("FASTKG_WARM_POOL", "warm_pool"))
-    request_timeout: float = Field(60.0, gt=0, validation_alias=_env("FASTKG_REQUEST_TIMEOUT", "request_timeout"))
+    request_timeout: float = Field(
+        60.0, gt=0, validation_alias=_env("FASTKG_REQUEST_TIMEOUT", "request_timeout")
+    )
     max_request_body: int = Field(
         10 * 1024 * 1024, gt=0, validation_alias=_env("FASTKG_MAX_REQUEST_BODY", "max_request_body")
     )
-    max_rest_body: int = Field(1024 * 1024, gt=0, validation_alias=_env("FASTKG_MAX_REST_BODY", "max_rest_body"))
+    max_rest_body: int = Field(
+        1024 * 1024, gt=0, validation_alias=_env("FASTKG_MAX_REST_BODY", "max_rest_body")
+    )
     kernel_start_timeout: float = Field(
         60.0, gt=0, validation_alias=_env("FASTKG_KERNEL_START_TIMEOUT", "kernel_start_timeout")
     )
-    replay_seconds: float = Field(60.0, ge=0, validation_alias=_env("FASTKG_REPLAY_SECONDS", "replay_seconds"))
+    replay_seconds: float = Field(
+        60.0, ge=0, validation_alias=_env("FASTKG_REPLAY_SECONDS", "replay_seconds")
+    )
     debug: bool = Field(False, validation_alias=_env("FASTKG_DEBUG", "debug"))
     log_level: str = Field("INFO", validation_alias=_env("FASTKG_LOG_LEVEL", "log_level"))
 

@@ -34,7 +34,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     if any(error.get("type") == "json_invalid" for error in errors):
         return _json(400, "Malformed JSON body")
     details = "; ".join(
-        f"{'.'.join(str(p) for p in error.get('loc', ()))}: {error.get('msg', 'invalid')}" for error in errors[:5]
+        f"{'.'.join(str(p) for p in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
+        for error in errors[:5]
     )
     return _json(422, f"Invalid request: {details}")
 

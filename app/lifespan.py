@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI
 from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager
 
-from app.config import Personality, Settings
+from app.config import Settings
 from app.errors import ConfigurationError
 from app.kernels.seed import Seed
 from app.kernels.service import KernelPolicy, KernelService
@@ -46,7 +46,9 @@ async def load_seed(settings: Settings, specs: KernelSpecManager) -> Seed | None
     try:
         specs.get_kernel_spec(kernel_name)
     except Exception:
-        raise ConfigurationError(f"the seed notebook needs kernelspec {kernel_name!r}, which is not installed") from None
+        raise ConfigurationError(
+            f"the seed notebook needs kernelspec {kernel_name!r}, which is not installed"
+        ) from None
     sources = [cell.source for cell in notebook.notebook.cells if cell.cell_type == "code"]
     return Seed(kernel_name, tuple(sources))
 

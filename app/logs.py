@@ -6,7 +6,9 @@ import logging
 import re
 
 _TOKEN_PATTERN = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
-_AUTH_PATTERN = re.compile(r"((?:authorization|token)[\"']?\s*[:=]\s*[\"']?(?:token|bearer)?\s*)[^\s\"',&]+", re.I)
+_AUTH_PATTERN = re.compile(
+    r"((?:authorization|token)[\"']?\s*[:=]\s*[\"']?(?:token|bearer)?\s*)[^\s\"',&]+", re.I
+)
 
 
 def scrub(text: str) -> str:

@@ -17,9 +17,6 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-import zmq
-import zmq.asyncio
-
 from app.kernels.channels import open_channel
 from app.kernels.wire import (
     V1_SUBPROTOCOL,
@@ -35,6 +32,8 @@ from app.kernels.wire import (
 )
 
 if TYPE_CHECKING:
+    import zmq.asyncio
+
     from app.kernels.kernel import Kernel
 
 log = logging.getLogger(__name__)

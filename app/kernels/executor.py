@@ -43,7 +43,9 @@ class ExecutionResult:
     def add(self, message: KernelMessage) -> None:
         kind, content = message.msg_type, message.content
         if kind == "stream":
-            (self.stdout if content.get("name") == "stdout" else self.stderr).append(str(content.get("text", "")))
+            (self.stdout if content.get("name") == "stdout" else self.stderr).append(
+                str(content.get("text", ""))
+            )
         elif kind == "execute_result":
             self.result = content.get("data") or {}
         elif kind == "display_data":
@@ -131,9 +133,9 @@ class Executor:
             self._pending.pop(msg_id, None)
         return pending
 
-    async def wait_ready(self, timeout: float) -> None:
+    async def wait_ready(self, time_limit: float) -> None:
         """Probe with kernel_info_request until the kernel answers (the first may be lost at startup)."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(time_limit):
             while True:
                 try:
                     async with asyncio.timeout(1.0):
@@ -143,8 +145,8 @@ class Executor:
                     if not await self.kernel.manager.is_alive():
                         raise KernelUnavailable("the kernel exited during startup") from None
 
-    async def execute(self, code: str, timeout: float) -> ExecutionResult:
-        """Run code; raise ExecutionTimeout after `timeout` seconds, KernelUnavailable if the kernel dies."""
+    async def execute(self, code: str, time_limit: float) -> ExecutionResult:
+        """Run code; ExecutionTimeout after `time_limit` seconds, KernelUnavailable if the kernel dies."""
         content = {
             "code": code,
             "silent": False,
@@ -154,10 +156,10 @@ class Executor:
             "stop_on_error": True,
         }
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(time_limit):
                 pending = await self._request("execute_request", content, wait_idle=True)
         except TimeoutError:
-            raise ExecutionTimeout(f"The request did not finish within {timeout:g} s") from None
+            raise ExecutionTimeout(f"The request did not finish within {time_limit:g} s") from None
         reply = pending.reply.result().content
         if reply.get("status") == "error" and pending.result.status != "error":
             pending.result.status = "error"

@@ -8,16 +8,17 @@ import hmac
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import zmq
-import zmq.asyncio
 from jupyter_client.session import Session
 
 from app.kernels.bridge import ChannelHub
 from app.kernels.channels import open_channel
 from app.kernels.executor import Executor
 from app.kernels.wire import DELIMITER, KernelMessage, WireError, parse_header, split_frames
+
+if TYPE_CHECKING:
+    import zmq.asyncio
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ class Seed:
     def applies_to(self, kernel_name: str) -> bool:
         return kernel_name == self.kernel_name and bool(self.sources)
 
-    async def run(self, executor: Executor, timeout: float) -> None:
+    async def run(self, executor: Executor, time_limit: float) -> None:
         """Run every cell in order; the first error fails the kernel (KG answers 500)."""
         for index, source in enumerate(self.sources):
-            result = await executor.execute(source, timeout)
+            result = await executor.execute(source, time_limit)
             if not result.ok:
                 log.error("seed cell %d failed on kernel %s: %s", index, executor.kernel.id, result.ename)
                 raise SeedFailed(f"Seed cell {index} failed: {result.ename}: {result.evalue}")

@@ -80,7 +80,7 @@ class KernelService:
             raise KernelSpecNotFound(name) from None
 
     # -- queries ------------------------------------------------------------------------------
-    def list(self) -> list[Kernel]:
+    def running(self) -> list[Kernel]:
         return list(self._kernels.values())
 
     def get(self, kernel_id: str) -> Kernel:
@@ -128,7 +128,9 @@ class KernelService:
         manager = AsyncIOLoopKernelManager(
             kernel_name=kernel_name, kernel_spec_manager=self.specs, config=self._config
         )
-        kernel = Kernel(str(uuid.uuid4()), kernel_name, manager, self.context, replay_seconds=self.policy.replay_seconds)
+        kernel = Kernel(
+            str(uuid.uuid4()), kernel_name, manager, self.context, replay_seconds=self.policy.replay_seconds
+        )
         try:
             async with asyncio.timeout(self.policy.start_timeout):
                 await manager.start_kernel(env=kernel_env)
@@ -164,16 +166,18 @@ class KernelService:
                 self._spawn(self._dispose(pool.pop()))
                 return
 
-    def _refill_warm(self, kernel_name: str) -> None:
+    def _refill_warm(self, kernel_name: str) -> list[asyncio.Task[Any]]:
         if self.policy.warm_pool <= 0 or self._closing or kernel_name != self.default_kernel_name:
-            return
+            return []
         pool = self._warm.setdefault(kernel_name, deque())
         limit = self.policy.max_kernels
         missing = self.policy.warm_pool - len(pool) - self._warm_starting
+        tasks = []
         for _ in range(max(0, missing)):
             if limit is not None and len(self._kernels) + self._starting + self.warm_count >= limit:
-                return
-            self._spawn(self._add_warm(kernel_name, pool))
+                break
+            tasks.append(self._spawn(self._add_warm(kernel_name, pool)))
+        return tasks
 
     async def _add_warm(self, kernel_name: str, pool: deque[Kernel]) -> None:
         self._warm_starting += 1
@@ -191,14 +195,13 @@ class KernelService:
 
     async def fill_warm_pool(self) -> None:
         """Start the warm pool and wait until it is ready (startup)."""
-        self._refill_warm(self.default_kernel_name)
-        while self._warm_starting:
-            await asyncio.sleep(0.05)
+        await asyncio.gather(*self._refill_warm(self.default_kernel_name))
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- operations ---------------------------------------------------------------------------
     async def interrupt(self, kernel_id: str) -> None:

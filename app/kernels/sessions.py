@@ -34,7 +34,7 @@ class SessionStore:
             return False
         return True
 
-    def list(self) -> list[tuple[Session, Kernel]]:
+    def entries(self) -> list[tuple[Session, Kernel]]:
         return [(s, self.kernels.get(s.kernel_id)) for s in list(self._sessions.values()) if self._alive(s)]
 
     def get(self, session_id: str) -> tuple[Session, Kernel]:

@@ -7,6 +7,7 @@ JSON framing splices them into one JSON object, and `v1.kernel.websocket.jupyter
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 from dataclasses import dataclass, field
@@ -100,7 +101,7 @@ def decode_legacy_binary(data: bytes) -> ClientMessage:
     if count < 1 or count > _MAX_V1_OFFSETS or len(data) < 4 * (count + 1):
         raise WireError("invalid binary message offsets")
     offsets = [*struct.unpack("!" + "I" * count, data[4 : 4 * (count + 1)]), len(data)]
-    if any(b < a for a, b in zip(offsets, offsets[1:], strict=False)) or offsets[0] < 4 * (count + 1):
+    if any(b < a for a, b in itertools.pairwise(offsets)) or offsets[0] < 4 * (count + 1):
         raise WireError("invalid binary message offsets")
     chunks = [data[offsets[i] : offsets[i + 1]] for i in range(count)]
     try:
@@ -158,7 +159,7 @@ def decode_v1(data: bytes) -> ClientMessage:
     offsets = list(struct.unpack(f"<{count}Q", data[8 : 8 * (count + 1)]))
     if offsets[0] != 8 * (count + 1) or offsets[-1] > len(data):
         raise WireError("invalid v1 offsets")
-    if any(b < a for a, b in zip(offsets, offsets[1:], strict=False)):
+    if any(b < a for a, b in itertools.pairwise(offsets)):
         raise WireError("invalid v1 offsets")
     try:
         channel = data[offsets[0] : offsets[1]].decode()

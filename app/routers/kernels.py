@@ -20,7 +20,7 @@ async def list_kernels(kernels: KernelsDep, settings: SettingsDep) -> list[Kerne
     """List running kernels. Forbidden unless KG_LIST_KERNELS is enabled, as in Kernel Gateway."""
     if not settings.list_kernels:
         raise Forbidden("Forbidden: listing kernels is disabled (KG_LIST_KERNELS)")
-    return [kernel_model(k) for k in kernels.list()]
+    return [kernel_model(k) for k in kernels.running()]
 
 
 @router.post(
@@ -54,7 +54,9 @@ async def shutdown_kernel(kernel_id: str, kernels: KernelsDep) -> None:
     await kernels.shutdown(kernel_id)
 
 
-@router.post("/{kernel_id}/interrupt", status_code=status.HTTP_204_NO_CONTENT, operation_id="interrupt_kernel")
+@router.post(
+    "/{kernel_id}/interrupt", status_code=status.HTTP_204_NO_CONTENT, operation_id="interrupt_kernel"
+)
 async def interrupt_kernel(kernel_id: str, kernels: KernelsDep) -> None:
     """Interrupt what the kernel is running."""
     await kernels.interrupt(kernel_id)

@@ -19,7 +19,9 @@ def _model(info: SpecInfo, base_url: str) -> KernelSpecModel:
 
 
 @router.get("/api/kernelspecs", operation_id="list_kernelspecs")
-async def list_kernelspecs(kernels: KernelsDep, settings: SettingsDep, user: str | None = None) -> KernelSpecsModel:
+async def list_kernelspecs(
+    kernels: KernelsDep, settings: SettingsDep, user: str | None = None
+) -> KernelSpecsModel:
     """List the installed kernelspecs and the default one (`user` is accepted and ignored, as in KG)."""
     specs = await all_specs(kernels.specs)
     return KernelSpecsModel(

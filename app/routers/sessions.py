@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/sessions", tags=[Tag.SESSIONS], responses={404: 
 @router.get("", operation_id="list_sessions")
 async def list_sessions(sessions: SessionsDep) -> list[SessionModel]:
     """List sessions."""
-    return [session_model(s, k) for s, k in sessions.list()]
+    return [session_model(s, k) for s, k in sessions.entries()]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, operation_id="create_session")
