@@ -19,10 +19,19 @@ class TokenScrubFilter(logging.Filter):
     """Rewrites records so no token reaches a log (uvicorn logs request lines with query strings)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(scrub(a) if isinstance(a, str) else a for a in record.args)
-        if isinstance(record.msg, str):
-            record.msg = scrub(record.msg)
+        # Scrub the formatted message: scrubbing the format string alone can eat a `%s` placeholder
+        # ("token=%s" -> "token=[secret]"), and logging then reports the unformatted args, token included.
+        try:
+            message = record.getMessage()
+        except Exception:
+            if isinstance(record.args, tuple):
+                record.args = tuple(scrub(a) if isinstance(a, str) else a for a in record.args)
+            if isinstance(record.msg, str):
+                record.msg = scrub(record.msg)
+            return True
+        scrubbed = scrub(message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
         return True
 
 

@@ -14,7 +14,7 @@ from app.body_limit import BodyLimitMiddleware
 from app.config import Personality, Settings
 from app.cors import CorsMiddleware, CorsPolicy
 from app.error_responses import install_error_handlers
-from app.lifespan import build_lifespan
+from app.lifespan import StartupErrorMiddleware, build_lifespan
 from app.routers import api, channels, kernels, kernelspecs, sessions
 
 
@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=build_lifespan(settings),
     )
     app.state.settings = settings
+    app.router.redirect_slashes = False  # trailing slashes are significant, as in KG
     install_error_handlers(app)
     app.include_router(api.router, prefix=base)
     if Personality.JUPYTER_WEBSOCKET in settings.personalities:
@@ -69,3 +70,4 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(TokenAuthMiddleware, token=settings.token)
     app.add_middleware(CorsMiddleware, policy=CorsPolicy.from_settings(settings))
+    app.add_middleware(StartupErrorMiddleware)

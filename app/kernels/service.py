@@ -53,6 +53,7 @@ class KernelService:
         self._starting = 0
         self._warm: dict[str, deque[Kernel]] = {}
         self._warm_starting = 0
+        self._private: set[Kernel] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._config = Config(
             {
@@ -151,6 +152,17 @@ class KernelService:
         kernel.execution_state = "idle"
         return kernel
 
+    async def start_private(self, name: str | None = None) -> Kernel:
+        """A seeded kernel for the gateway's own use (notebook-http pools): not listed, not counted."""
+        kernel = await self._launch(self.resolve_name(name), None)
+        self._private.add(kernel)
+        return kernel
+
+    async def dispose(self, kernel: Kernel) -> None:
+        """Shut down a private kernel."""
+        self._private.discard(kernel)
+        await self._dispose(kernel)
+
     # -- warm pool ----------------------------------------------------------------------------
     @property
     def warm_count(self) -> int:
@@ -231,8 +243,6 @@ class KernelService:
         await kernel.close()
         with contextlib.suppress(Exception):
             await kernel.manager.shutdown_kernel(now=False)
-        with contextlib.suppress(Exception):
-            kernel.manager.cleanup_resources()
 
     async def close(self) -> None:
         """Shut down every kernel (visible and warm) and the ZMQ context."""
@@ -240,8 +250,13 @@ class KernelService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        kernels = [*self._kernels.values(), *(k for pool in self._warm.values() for k in pool)]
+        kernels = [
+            *self._kernels.values(),
+            *(k for pool in self._warm.values() for k in pool),
+            *self._private,
+        ]
         self._kernels.clear()
         self._warm.clear()
+        self._private.clear()
         await asyncio.gather(*(self._dispose(k) for k in kernels), return_exceptions=True)
         self.context.destroy(linger=0)

@@ -1,0 +1,94 @@
+"""A notebook served as an HTTP API: its endpoints, its own kernel pool and its specs, as one unit."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from app.config import Settings
+from app.kernels.pool import KernelPool
+from app.kernels.service import KernelService
+from app.notebook_api.handler import HandlerOptions, NotebookResponse, handle
+from app.notebook_api.loader import LoadedNotebook
+from app.notebook_api.parsers import Endpoint, NotebookError, ParsedNotebook
+from app.notebook_api.spec import swagger_document
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NotebookOptions:
+    pool_size: int
+    timeout: float
+    debug: bool
+    allow_download: bool
+    static_path: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NotebookOptions:
+        return cls(
+            pool_size=max(settings.prespawn_count or 0, 1),
+            timeout=settings.request_timeout,
+            debug=settings.debug,
+            allow_download=settings.allow_notebook_download,
+            static_path=settings.static_path,
+        )
+
+
+def parse_notebook(notebook: LoadedNotebook, *, swagger: bool) -> ParsedNotebook:
+    """The notebook's endpoints; a notebook with none cannot be served."""
+    parsed = notebook.parse(swagger=swagger)
+    for warning in parsed.warnings:
+        log.warning("%s: %s", notebook.name, warning)
+    if not parsed.endpoints:
+        raise NotebookError(f"notebook {notebook.name!r} has no annotated cells, so there is no API to serve")
+    return parsed
+
+
+class NotebookService:
+    """Routes requests for one notebook's endpoints to its kernel pool."""
+
+    def __init__(
+        self, notebook: LoadedNotebook, parsed: ParsedNotebook, pool: KernelPool, options: NotebookOptions
+    ) -> None:
+        self.notebook = notebook
+        self.parsed = parsed
+        self.pool = pool
+        self.options = options
+        self._handler_options = HandlerOptions(notebook.language, options.timeout, options.debug)
+
+    @classmethod
+    async def start(
+        cls,
+        notebook: LoadedNotebook,
+        parsed: ParsedNotebook,
+        kernels: KernelService,
+        options: NotebookOptions,
+    ) -> NotebookService:
+        """Start the pool (each kernel runs the notebook's other cells first; a failure stops startup)."""
+        pool = KernelPool(kernels, options.pool_size, notebook.kernel_name or None)
+        try:
+            await pool.fill()
+        except BaseException:
+            await pool.close()
+            raise
+        log.info("notebook %s: %d endpoints on %d kernels", notebook.name, len(parsed.endpoints), pool.size)
+        return cls(notebook, parsed, pool, options)
+
+    @property
+    def name(self) -> str:
+        return self.notebook.name
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return self.parsed.endpoints
+
+    def swagger(self, base_path: str = "") -> dict[str, Any]:
+        return swagger_document(self.name, self.endpoints, base_path=base_path, document=self.parsed.swagger)
+
+    async def call(self, endpoint: Endpoint, request: dict[str, object], accept: str) -> NotebookResponse:
+        return await handle(self.pool, endpoint, request, accept, self._handler_options)
+
+    async def close(self) -> None:
+        await self.pool.close()
