@@ -29,17 +29,23 @@ def token_matches(expected: str, presented: str | None) -> bool:
 
 
 class TokenAuthMiddleware:
-    """Refuse any request without the token: 401 JSON, before routing, so unknown paths are 401 too."""
+    """Refuse any request without the token: 401 JSON, before routing, so unknown paths are 401 too.
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    `public_prefixes` are static assets that hold no data (the Swagger UI library): browsers load them
+    from <script> tags, which cannot carry the token.
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None, public_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.token = token
+        self.public_prefixes = public_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             self.token
             and scope["type"] in ("http", "websocket")
             and scope.get("method") != "OPTIONS"
+            and not scope["path"].startswith(self.public_prefixes)
             and not token_matches(self.token, presented_token(scope))
         ):
             await send_error(scope, send, 401, "Unauthorized: a valid token is required")

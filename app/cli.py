@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -137,5 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "listening on %s without a token: anyone who can reach it can run code (set KG_AUTH_TOKEN)", host
         )
     logging.getLogger("app").info("fastkg %s listening on %s:%s", __version__, host, port)
+
+    def stop(signum: int, frame: object) -> None:
+        # Before uvicorn takes the signals over, and again when it re-raises them after its clean
+        # shutdown (which would otherwise end the process by the signal, not with exit status 0).
+        server.should_exit = True
+
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, stop)
     server.run(sockets=[sock])
     return 0 if server.started else STARTUP_FAILURE

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
+from pathlib import Path
+
 from fastapi import APIRouter, FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
@@ -17,20 +19,29 @@ from app.error_responses import install_error_handlers
 from app.lifespan import StartupErrorMiddleware, build_lifespan
 from app.routers import api, channels, kernels, kernelspecs, sessions
 
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>fastkg API</title>
+<link rel="stylesheet" href="{base}/docs/static/swagger-ui.css">
+</head>
+<body data-openapi="{base}/openapi.json">
+<div id="swagger-ui"></div>
+<script src="{base}/docs/static/swagger-ui-bundle.js"></script>
+<script src="{base}/docs/app/swagger-init.js"></script>
+</body>
+</html>
+"""
+
 
 def _docs_router(settings: Settings) -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    base = settings.base_url
+    page = DOCS_PAGE.format(base=html.escape(settings.base_url))
 
     @router.get("/docs")
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=f"{base}/openapi.json",
-            title="fastkg API",
-            swagger_js_url=f"{base}/docs/static/swagger-ui-bundle.js",
-            swagger_css_url=f"{base}/docs/static/swagger-ui.css",
-            swagger_favicon_url=f"{base}/docs/static/favicon-32x32.png",
-        )
+        return HTMLResponse(page)
 
     return router
 
@@ -56,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.include_router(router, prefix=base)
     app.include_router(_docs_router(settings), prefix=base)
     app.mount(f"{base}/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="swagger-static")
+    app.mount(f"{base}/docs/app", StaticFiles(directory=Path(__file__).parent / "static"), name="docs-app")
     _install_middleware(app, settings)
     return app
 
@@ -68,6 +80,7 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         return settings.max_rest_body if path.startswith(api_prefix) else settings.max_request_body
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    app.add_middleware(TokenAuthMiddleware, token=settings.token)
+    public = (f"{settings.base_url}/docs/static/", f"{settings.base_url}/docs/app/")
+    app.add_middleware(TokenAuthMiddleware, token=settings.token, public_prefixes=public)
     app.add_middleware(CorsMiddleware, policy=CorsPolicy.from_settings(settings))
     app.add_middleware(StartupErrorMiddleware)

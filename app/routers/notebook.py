@@ -10,9 +10,10 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Path, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import BadRequest, NotFound
-from app.notebook_api.parsers import Endpoint
+from app.notebook_api.parsers import VERBS, Endpoint
 from app.notebook_api.request import RequestBodyError, build_request
 from app.notebook_api.service import NotebookService
 
@@ -76,9 +77,22 @@ def _route_function(service: NotebookService, endpoint: Endpoint, names: dict[st
     return run_cell
 
 
+def _method_not_allowed(allowed: list[str]) -> Any:
+    async def method_not_allowed() -> Response:
+        raise StarletteHTTPException(405, headers={"Allow": ", ".join(allowed)})
+
+    return method_not_allowed
+
+
 def mount_notebook_api(app: FastAPI, service: NotebookService, base_url: str) -> None:
-    """Add the notebook's routes (KG's order: fixed paths before parameterised ones)."""
-    for endpoint in service.endpoints:
+    """Add the notebook's routes (KG's order: fixed paths before parameterised ones).
+
+    As in KG (one Tornado handler per path), the first path that matches a request owns it: each
+    path's verbs are followed by a hidden route answering 405 for its other verbs, so a later
+    parameterised path (`/items/:id`) never serves a verb that a fixed path (`/items/new`) lacks.
+    """
+    endpoints = service.endpoints
+    for index, endpoint in enumerate(endpoints):
         template, names = _safe_names(endpoint)
         app.add_api_route(
             f"{base_url}{template}",
@@ -93,6 +107,21 @@ def mount_notebook_api(app: FastAPI, service: NotebookService, base_url: str) ->
             responses=RESPONSES,
             openapi_extra={"requestBody": REQUEST_BODY} if endpoint.verb in BODY_VERBS else None,
         )
+        last_of_path = index + 1 == len(endpoints) or endpoints[index + 1].path != endpoint.path
+        served = service.parsed.paths[endpoint.path]
+        # Starlette answers HEAD on GET routes itself; without GET, HEAD is refused here too.
+        others = [
+            verb
+            for verb in (*VERBS, "HEAD")
+            if verb not in served and not (verb == "HEAD" and "GET" in served)
+        ]
+        if last_of_path and others:
+            app.add_api_route(
+                f"{base_url}{template}",
+                _method_not_allowed(served),
+                methods=others,
+                include_in_schema=False,
+            )
 
     async def get_swagger_spec() -> JSONResponse:
         return JSONResponse(service.swagger(base_url))
