@@ -14,10 +14,10 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from app.kernels.channels import open_channel
+from app.kernels.channels import Channel
 from app.kernels.wire import (
     V1_SUBPROTOCOL,
     ClientMessage,
@@ -32,8 +32,6 @@ from app.kernels.wire import (
 )
 
 if TYPE_CHECKING:
-    import zmq.asyncio
-
     from app.kernels.kernel import Kernel
 
 log = logging.getLogger(__name__)
@@ -68,13 +66,10 @@ class ChannelSession:
         self.session_id = session_id
         identity = uuid.uuid4().hex.encode()
         info = kernel.connection_info
-        self._sockets = {
-            name: open_channel(kernel.context, info, name, identity) for name in ("shell", "control", "stdin")
+        self._channels = {
+            name: Channel(kernel.context, info, name, self._receiver(name), identity)
+            for name in ("shell", "control", "stdin")
         }
-        self._readers = [
-            asyncio.create_task(self._pump(name, sock), name=f"{name}-{session_id}")
-            for name, sock in self._sockets.items()
-        ]
         self._pending: dict[str, tuple[str, dict[str, Any]]] = {}
         self._outbox: deque[KernelMessage] = deque()
         self._outbox_bytes = 0
@@ -84,15 +79,16 @@ class ChannelSession:
         self.closed = False
 
     # -- from the kernel ------------------------------------------------------------------------
-    async def _pump(self, channel: str, socket: zmq.asyncio.Socket) -> None:
-        while True:
-            frames = await socket.recv_multipart()
+    def _receiver(self, channel: str) -> Callable[[list[bytes]], None]:
+        def receive(frames: list[bytes]) -> None:
             message = self.kernel.decode(frames, channel)
             if message is None:
-                continue
-            if channel != "stdin":
+                return
+            if channel != "stdin" and self._pending:
                 self._pending.pop(message.parent_id, None)
             self.push(message)
+
+        return receive
 
     def push(self, message: KernelMessage) -> None:
         """Queue a message for the client; bounded, so a slow or absent reader cannot exhaust memory."""
@@ -116,10 +112,10 @@ class ChannelSession:
         self._pending.clear()
 
     # -- from the client ------------------------------------------------------------------------
-    async def send(self, message: ClientMessage) -> None:
+    def send(self, message: ClientMessage) -> None:
         if message.channel in ("shell", "control") and message.msg_type.endswith("_request"):
             self._pending[message.msg_id] = (message.channel, message.header)
-        await self.kernel.send(self._sockets[message.channel], message.parts, message.buffers)
+        self.kernel.send(self._channels[message.channel], message.parts, message.buffers)
 
     # -- the one writer -------------------------------------------------------------------------
     async def write(self, websocket: WebSocketLike, v1: bool) -> None:
@@ -167,11 +163,8 @@ class ChannelSession:
         if self._expiry is not None:
             self._expiry.cancel()
         self._close_websocket(CLOSE_NORMAL, "kernel shut down")
-        for task in self._readers:
-            task.cancel()
-        await asyncio.gather(*self._readers, return_exceptions=True)
-        for socket in self._sockets.values():
-            socket.close(linger=0)
+        for channel in self._channels.values():
+            channel.close()
 
 
 async def _close_quietly(websocket: WebSocketLike, code: int, reason: str) -> None:
@@ -273,7 +266,7 @@ async def relay(kernel: Kernel, websocket: WebSocketLike, session_id: str, subpr
             if frame["type"] == "websocket.disconnect":
                 break
             try:
-                await session.send(decode_client_frame(frame, v1))
+                session.send(decode_client_frame(frame, v1))
             except FrameRejected as exc:
                 log.info("closing websocket of kernel %s: %s", kernel.id, exc.reason)
                 await _close_quietly(websocket, exc.code, exc.reason)

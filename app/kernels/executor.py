@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.errors import ExecutionTimeout, KernelUnavailable
-from app.kernels.channels import open_channel
+from app.kernels.channels import Channel
 from app.kernels.wire import KernelMessage
 
 if TYPE_CHECKING:
-    import zmq.asyncio
-
     from app.kernels.kernel import Kernel
 
 
@@ -71,19 +68,15 @@ class Executor:
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
-        self._shell: zmq.asyncio.Socket = open_channel(
-            kernel.context, kernel.connection_info, "shell", uuid.uuid4().hex.encode()
-        )
         self._pending: dict[str, _Pending] = {}
-        self._reader = asyncio.create_task(self._read_replies(), name=f"executor-{kernel.id}")
+        self._shell = Channel(
+            kernel.context, kernel.connection_info, "shell", self._on_reply, uuid.uuid4().hex.encode()
+        )
         kernel.add_listener(self)
 
     async def close(self) -> None:
         self.kernel.remove_listener(self)
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-        self._shell.close(linger=0)
+        self._shell.close()
         self._fail_all("the kernel connection closed")
 
     def on_iopub(self, message: KernelMessage) -> None:
@@ -109,15 +102,13 @@ class Executor:
                     future.set_exception(KernelUnavailable(f"Kernel unavailable: {reason}"))
         self._pending.clear()
 
-    async def _read_replies(self) -> None:
-        while True:
-            frames = await self._shell.recv_multipart()
-            message = self.kernel.decode(frames, "shell")
-            if message is None:
-                continue
-            pending = self._pending.get(message.parent_id)
-            if pending is not None and not pending.reply.done():
-                pending.reply.set_result(message)
+    def _on_reply(self, frames: list[bytes]) -> None:
+        message = self.kernel.decode(frames, "shell")
+        if message is None:
+            return
+        pending = self._pending.get(message.parent_id)
+        if pending is not None and not pending.reply.done():
+            pending.reply.set_result(message)
 
     async def _request(self, msg_type: str, content: dict[str, Any], *, wait_idle: bool) -> _Pending:
         parts = self.kernel.message_parts(msg_type, content)
@@ -125,7 +116,7 @@ class Executor:
         pending = _Pending(asyncio.get_running_loop())
         self._pending[msg_id] = pending
         try:
-            await self.kernel.send(self._shell, parts, [])
+            self.kernel.send(self._shell, parts, [])
             await pending.reply
             if wait_idle:
                 await pending.idle

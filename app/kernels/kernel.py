@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from jupyter_client.session import Session
 
 from app.kernels.bridge import ChannelHub
-from app.kernels.channels import open_channel
+from app.kernels.channels import Channel
 from app.kernels.executor import Executor
 from app.kernels.wire import DELIMITER, KernelMessage, WireError, parse_header, split_frames
 
 if TYPE_CHECKING:
-    import zmq.asyncio
+    import zmq
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,6 @@ class IOPubListener(Protocol):
     def on_lifecycle(self, event: str) -> None: ...
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Kernel:
     """A started kernel. Owns one iopub SUB socket whose messages feed activity and every listener."""
 
@@ -43,7 +39,7 @@ class Kernel:
         kernel_id: str,
         name: str,
         manager: Any,
-        context: zmq.asyncio.Context,
+        context: zmq.Context[Any],
         *,
         replay_seconds: float = 60.0,
     ) -> None:
@@ -52,11 +48,10 @@ class Kernel:
         self.manager = manager
         self.context = context
         self.session: Session = manager.session
-        self.last_activity = utcnow()
+        self._activity = time.time()
         self.execution_state = "starting"
         self._listeners: list[IOPubListener] = []
-        self._iopub: zmq.asyncio.Socket | None = None
-        self._pump: asyncio.Task[None] | None = None
+        self._iopub: Channel | None = None
         self._executor: Executor | None = None
         self.hub = ChannelHub(self, replay_seconds=replay_seconds)
         self.add_listener(self.hub)
@@ -64,8 +59,7 @@ class Kernel:
     # -- lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
         """Start monitoring iopub. Call once the kernel's connection info is known."""
-        self._iopub = open_channel(self.context, self.connection_info, "iopub")
-        self._pump = asyncio.create_task(self._pump_iopub(self._iopub), name=f"iopub-{self.id}")
+        self._iopub = Channel(self.context, self.connection_info, "iopub", self._on_iopub)
         self.manager.add_restart_callback(self._on_restart, "restart")
         self.manager.add_restart_callback(self._on_dead, "dead")
         self._executor = Executor(self)
@@ -85,12 +79,8 @@ class Kernel:
         await self.hub.close()
         if self._executor is not None:
             await self._executor.close()
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
         if self._iopub is not None:
-            self._iopub.close(linger=0)
+            self._iopub.close()
 
     @property
     def connection_info(self) -> dict[str, Any]:
@@ -111,6 +101,13 @@ class Kernel:
     def _on_dead(self) -> None:
         log.error("kernel %s died and could not be restarted", self.id)
         self.notify("dead")
+
+    def touch(self) -> None:
+        self._activity = time.time()
+
+    @property
+    def last_activity(self) -> datetime:
+        return datetime.fromtimestamp(self._activity, UTC)
 
     # -- listeners ------------------------------------------------------------------------------
     def add_listener(self, listener: IOPubListener) -> None:
@@ -137,10 +134,10 @@ class Kernel:
             return None
         return KernelMessage(channel, parts, parse_header(parts[0]))
 
-    async def send(self, socket: zmq.asyncio.Socket, parts: list[bytes], buffers: list[bytes]) -> None:
-        """Sign and send a message (header, parent, metadata, content as JSON bytes) on a kernel socket."""
-        self.last_activity = utcnow()
-        await socket.send_multipart([DELIMITER, self.session.sign(parts), *parts, *buffers])
+    def send(self, channel: Channel, parts: list[bytes], buffers: list[bytes]) -> None:
+        """Sign and send a message (header, parent, metadata, content as JSON bytes) on a kernel channel."""
+        self.touch()
+        channel.send([DELIMITER, self.session.sign(parts), *parts, *buffers])
 
     def message_parts(
         self, msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None = None
@@ -156,16 +153,14 @@ class Kernel:
         parts = self.message_parts(msg_type, content, parent)
         return KernelMessage(channel, parts, parse_header(parts[0]))
 
-    async def _pump_iopub(self, socket: zmq.asyncio.Socket) -> None:
-        while True:
-            frames = await socket.recv_multipart()
-            message = self.decode(frames, "iopub")
-            if message is None:
-                continue
-            self.last_activity = utcnow()
-            if message.msg_type == "status":
-                state = message.content.get("execution_state")
-                if isinstance(state, str):
-                    self.execution_state = state
-            for listener in tuple(self._listeners):
-                listener.on_iopub(message)
+    def _on_iopub(self, frames: list[bytes]) -> None:
+        message = self.decode(frames, "iopub")
+        if message is None:
+            return
+        self.touch()
+        if message.msg_type == "status":
+            state = message.content.get("execution_state")
+            if isinstance(state, str):
+                self.execution_state = state
+        for listener in tuple(self._listeners):
+            listener.on_iopub(message)
