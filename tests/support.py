@@ -58,7 +58,9 @@ class Gateway:
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
-    async def connect(self, kernel_id: str, *, v1: bool = False, session_id: str | None = None) -> KernelSocket:
+    async def connect(
+        self, kernel_id: str, *, v1: bool = False, session_id: str | None = None
+    ) -> KernelSocket:
         ws = await connect(
             self.ws_url(kernel_id, session_id),
             subprotocols=[V1_SUBPROTOCOL] if v1 else None,  # type: ignore[list-item]
@@ -76,7 +78,9 @@ async def serve(settings: Settings | None = None, **overrides: Any) -> AsyncIter
     """Run create_app(settings) under a real uvicorn server on a free loopback port, in this event loop."""
     settings = settings or Settings(**{"port": free_port(), "replay_seconds": 5.0, **overrides})
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning", ws_max_size=10 << 20)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=settings.port, log_level="warning", ws_max_size=10 << 20
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -104,7 +108,11 @@ def fastkg_process(env: dict[str, str], tmp_path: Path, args: list[str] | None =
     log_path = tmp_path / f"fastkg-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app", *(args or [])], env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+            [sys.executable, "-m", "app", *(args or [])],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
     token = env.get("KG_AUTH_TOKEN") or None
     base = f"http://127.0.0.1:{port}{env.get('KG_BASE_URL', '').rstrip('/')}"
@@ -140,7 +148,9 @@ def stop_process(process: subprocess.Popen[bytes], limit: float = 15) -> int:
     return process.returncode
 
 
-def new_message(msg_type: str, content: dict[str, Any], session: str, channel: str = "shell") -> dict[str, Any]:
+def new_message(
+    msg_type: str, content: dict[str, Any], session: str, channel: str = "shell"
+) -> dict[str, Any]:
     return {
         "header": {
             "msg_id": uuid.uuid4().hex,
@@ -190,7 +200,9 @@ class KernelSocket:
     async def send(self, msg_type: str, content: dict[str, Any], channel: str = "shell") -> str:
         message = new_message(msg_type, content, self.session, channel)
         if self.v1:
-            parts = [json.dumps(message[k]).encode() for k in ("header", "parent_header", "metadata", "content")]
+            parts = [
+                json.dumps(message[k]).encode() for k in ("header", "parent_header", "metadata", "content")
+            ]
             await self.ws.send(encode_v1(channel, parts))
         else:
             await self.ws.send(json.dumps(message))
@@ -199,12 +211,16 @@ class KernelSocket:
     async def recv(self, limit: float = 30) -> Received:
         data = await asyncio.wait_for(self.ws.recv(), limit)
         if isinstance(data, bytes) and self.v1:
-            decoded = decode_v1_from_server(data)
-            return decoded
+            return decode_v1_from_server(data)
         assert isinstance(data, str), "legacy frames without buffers are text"
         msg = json.loads(data)
         return Received(
-            msg["channel"], msg["msg_type"], msg["parent_header"].get("msg_id", ""), msg["content"], msg["header"], msg
+            msg["channel"],
+            msg["msg_type"],
+            msg["parent_header"].get("msg_id", ""),
+            msg["content"],
+            msg["header"],
+            msg,
         )
 
     async def until(self, predicate: Any, limit: float = 30) -> Received:

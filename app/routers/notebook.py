@@ -6,13 +6,17 @@ from __future__ import annotations
 import inspect
 import re
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import FastAPI, Path, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest
 from app.notebook_api.parsers import VERBS, Endpoint
 from app.notebook_api.request import RequestBodyError, build_request
 from app.notebook_api.service import NotebookService
@@ -32,6 +36,21 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     "500": {"description": "The cell raised an error"},
     "504": {"description": "The cell did not finish in time"},
 }
+
+
+class NotebookRoute(APIRoute):
+    """Matches the still percent-encoded path, as Tornado (KG) does, then decodes parameter values:
+    `/items/a%2Fb` is `/items/:id` with id `a/b`, not a two-segment path."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        raw_path = scope.get("raw_path")
+        if scope["type"] != "http" or not isinstance(raw_path, bytes) or scope.get("root_path"):
+            return super().matches(scope)
+        match, child_scope = super().matches({**scope, "path": raw_path.decode("latin-1")})
+        if match is not Match.NONE:
+            params = child_scope.get("path_params", {})
+            child_scope["path_params"] = {k: unquote(v, errors="replace") for k, v in params.items()}
+        return match, child_scope
 
 
 def _safe_names(endpoint: Endpoint) -> tuple[str, dict[str, str]]:
@@ -91,12 +110,24 @@ def mount_notebook_api(app: FastAPI, service: NotebookService, base_url: str) ->
     path's verbs are followed by a hidden route answering 405 for its other verbs, so a later
     parameterised path (`/items/:id`) never serves a verb that a fixed path (`/items/new`) lacks.
     """
+
+    # KG registers the notebook download and the static files before the endpoints, the spec after them.
+    async def get_notebook_source() -> Response:
+        return Response(service.notebook.raw, media_type="application/json")
+
+    if service.options.allow_download:
+        app.add_api_route(
+            f"{base_url}/_api/source", get_notebook_source, methods=["GET"], tags=[service.name]
+        )
+    if service.options.static_path:
+        app.mount(f"{base_url}/public", StaticFiles(directory=service.options.static_path), name="public")
     endpoints = service.endpoints
     for index, endpoint in enumerate(endpoints):
         template, names = _safe_names(endpoint)
-        app.add_api_route(
+        app.router.add_api_route(
             f"{base_url}{template}",
             _route_function(service, endpoint, names),
+            route_class_override=NotebookRoute,
             methods=[endpoint.verb],
             tags=[service.name],
             operation_id=_operation_id(service, endpoint),
@@ -109,16 +140,12 @@ def mount_notebook_api(app: FastAPI, service: NotebookService, base_url: str) ->
         )
         last_of_path = index + 1 == len(endpoints) or endpoints[index + 1].path != endpoint.path
         served = service.parsed.paths[endpoint.path]
-        # Starlette answers HEAD on GET routes itself; without GET, HEAD is refused here too.
-        others = [
-            verb
-            for verb in (*VERBS, "HEAD")
-            if verb not in served and not (verb == "HEAD" and "GET" in served)
-        ]
+        others = [verb for verb in (*VERBS, "HEAD") if verb not in served]
         if last_of_path and others:
-            app.add_api_route(
+            app.router.add_api_route(
                 f"{base_url}{template}",
                 _method_not_allowed(served),
+                route_class_override=NotebookRoute,
                 methods=others,
                 include_in_schema=False,
             )
@@ -126,18 +153,7 @@ def mount_notebook_api(app: FastAPI, service: NotebookService, base_url: str) ->
     async def get_swagger_spec() -> JSONResponse:
         return JSONResponse(service.swagger(base_url))
 
-    async def get_notebook_source() -> Response:
-        if not service.options.allow_download:
-            raise NotFound("Notebook download is disabled (KG_ALLOW_NOTEBOOK_DOWNLOAD)")
-        return Response(service.notebook.raw, media_type="application/json")
-
     app.add_api_route(
         f"{base_url}/_api/spec/swagger.json", get_swagger_spec, methods=["GET"], tags=[service.name]
     )
-    if service.options.allow_download:
-        app.add_api_route(
-            f"{base_url}/_api/source", get_notebook_source, methods=["GET"], tags=[service.name]
-        )
-    if service.options.static_path:
-        app.mount(f"{base_url}/public", StaticFiles(directory=service.options.static_path), name="public")
     app.openapi_schema = None
