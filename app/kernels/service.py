@@ -94,24 +94,33 @@ class KernelService:
         return len(self._kernels)
 
     # -- start --------------------------------------------------------------------------------
-    def _reserve(self) -> None:
+    def _reserve(self, *, evict: bool = True) -> None:
         """Count a start in progress, or refuse; evict a warm kernel if it holds the last place."""
         limit = self.policy.max_kernels
         if limit is not None:
             if len(self._kernels) + self._starting >= limit:
                 raise KernelLimitReached(f"Resource Limit: at most {limit} kernels may run")
-            if len(self._kernels) + self._starting + self.warm_count >= limit:
+            if evict and self._in_use() >= limit:
                 self._evict_warm()
         self._starting += 1
+
+    def _in_use(self) -> int:
+        """Kernel processes held: visible, starting, warm and warming."""
+        return len(self._kernels) + self._starting + self.warm_count + self._warm_starting
 
     async def start(self, name: str | None = None, env: Mapping[str, str] | None = None) -> Kernel:
         """Start (or take from the warm pool) a ready, seeded kernel and register it."""
         kernel_name = self.resolve_name(name)
-        self._reserve()
+        warm = self._take_warm(kernel_name) if env is None else None
         try:
-            kernel = self._take_warm(kernel_name) if env is None else None
-            if kernel is None:
-                kernel = await self._launch(kernel_name, env)
+            # taking a warm kernel adds no process, so it needs no eviction
+            self._reserve(evict=warm is None)
+        except KernelLimitReached:
+            if warm is not None:
+                self._warm[kernel_name].appendleft(warm)
+            raise
+        try:
+            kernel = warm or await self._launch(kernel_name, env)
             self._kernels[kernel.id] = kernel
         finally:
             self._starting -= 1
@@ -186,13 +195,13 @@ class KernelService:
         missing = self.policy.warm_pool - len(pool) - self._warm_starting
         tasks = []
         for _ in range(max(0, missing)):
-            if limit is not None and len(self._kernels) + self._starting + self.warm_count >= limit:
+            if limit is not None and self._in_use() >= limit:
                 break
+            self._warm_starting += 1  # counted now, so the next check (and the next refill) sees it
             tasks.append(self._spawn(self._add_warm(kernel_name, pool)))
         return tasks
 
     async def _add_warm(self, kernel_name: str, pool: deque[Kernel]) -> None:
-        self._warm_starting += 1
         try:
             kernel = await self._launch(kernel_name, None)
         except Exception:
@@ -200,8 +209,9 @@ class KernelService:
             return
         finally:
             self._warm_starting -= 1
-        if self._closing:
-            await self._dispose(kernel)
+        limit = self.policy.max_kernels
+        if self._closing or (limit is not None and self._in_use() >= limit):
+            await self._dispose(kernel)  # visible kernels took the place while this one warmed up
         else:
             pool.append(kernel)
 
