@@ -7,11 +7,11 @@ import posixpath
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 import httpx
-import nbformat
 
 from app.notebook_api.parsers import (
     NotebookError,
@@ -20,6 +20,9 @@ from app.notebook_api.parsers import (
     parse_annotated_cells,
     parse_swagger_cells,
 )
+
+if TYPE_CHECKING:
+    import nbformat
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ async def _fetch(uri: str, http_timeout: float) -> bytes:
 
 
 def _notebook(raw: bytes, file_name: str, uri: str) -> LoadedNotebook:
+    import nbformat  # slow to import (jsonschema); only notebook users pay for it
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nbformat warns about e.g. missing cell ids in old notebooks

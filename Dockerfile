@@ -1,0 +1,37 @@
+# fastkg: a Jupyter kernel gateway. Configure it with KG_* (and FASTKG_*) environment variables, e.g.
+#   docker build -t fastkg . && docker run --rm -p 8888:8888 -e KG_AUTH_TOKEN=change-me fastkg
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# tini as PID 1: forwards SIGTERM to the gateway and reaps orphans of kernel subprocesses. (It also keeps
+# the gateway off PID 1, which ipykernel's parent poller needs to notice a gateway crash.)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /tmp/fastkg-src
+COPY pyproject.toml README.md ./
+COPY app ./app
+RUN pip install . \
+    && cd / \
+    && rm -rf /tmp/fastkg-src
+COPY examples /opt/fastkg/examples
+
+RUN useradd --create-home --uid 1000 --shell /usr/sbin/nologin fastkg
+USER fastkg
+WORKDIR /home/fastkg
+
+ENV KG_IP=0.0.0.0 \
+    KG_PORT=8888
+EXPOSE 8888
+
+# GET <base>/api on loopback, with the token when one is set (every route needs it then); https with KG_CERTFILE.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD python -c 'import os, ssl, urllib.request as r; e = os.environ.get; t = e("KG_AUTH_TOKEN"); b = e("KG_BASE_URL", "").strip("/"); s = "https" if e("KG_CERTFILE") else "http"; u = "%s://127.0.0.1:%s%s/api" % (s, e("KG_PORT", "8888"), "/" + b if b else ""); r.urlopen(r.Request(u, headers={"Authorization": "token " + t} if t else {}), timeout=4, context=ssl._create_unverified_context() if s == "https" else None)'
+
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["fastkg"]
