@@ -22,7 +22,7 @@ run: install
 
 lint: install
 	$(VENV)/bin/ruff check app tests bench
-	$(VENV)/bin/ruff format --check app tests
+	$(VENV)/bin/ruff format --check app tests bench
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from app.kernels.channels import Channel
+from app.kernels.channels import Channel, ChannelFull
 from app.kernels.wire import (
     V1_SUBPROTOCOL,
     ClientMessage,
@@ -270,6 +270,10 @@ async def relay(kernel: Kernel, websocket: WebSocketLike, session_id: str, subpr
             except FrameRejected as exc:
                 log.info("closing websocket of kernel %s: %s", kernel.id, exc.reason)
                 await _close_quietly(websocket, exc.code, exc.reason)
+                break
+            except ChannelFull as exc:
+                log.warning("closing websocket of kernel %s: %s", kernel.id, exc)
+                await _close_quietly(websocket, CLOSE_TRY_AGAIN, "the kernel is not taking messages")
                 break
     finally:
         writer.cancel()

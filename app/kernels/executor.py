@@ -110,10 +110,12 @@ class Executor:
         if pending is not None and not pending.reply.done():
             pending.reply.set_result(message)
 
-    async def _request(self, msg_type: str, content: dict[str, Any], *, wait_idle: bool) -> _Pending:
+    async def _request(
+        self, msg_type: str, content: dict[str, Any], *, wait_idle: bool, pending: _Pending | None = None
+    ) -> _Pending:
         parts = self.kernel.message_parts(msg_type, content)
         msg_id = json.loads(parts[0])["msg_id"]
-        pending = _Pending(asyncio.get_running_loop())
+        pending = pending or _Pending(asyncio.get_running_loop())
         self._pending[msg_id] = pending
         try:
             self.kernel.send(self._shell, parts, [])
@@ -125,15 +127,28 @@ class Executor:
         return pending
 
     async def wait_ready(self, time_limit: float) -> None:
-        """Probe with kernel_info_request until the kernel answers (the first may be lost at startup)."""
+        """Probe with kernel_info_request until the kernel answers on shell *and* on iopub.
+
+        Probes may be lost at startup. A shell reply alone does not prove that the kernel's iopub
+        SUB socket (shared by every client) is subscribed yet: a PUB drops what it publishes before
+        then, so the first output after a start or restart could be lost to all clients. The probe's
+        idle status proves it. A kernel that answers but never publishes a status is accepted after
+        a few tries.
+        """
+        answered = 0
         async with asyncio.timeout(time_limit):
             while True:
+                pending = _Pending(asyncio.get_running_loop())
                 try:
                     async with asyncio.timeout(1.0):
-                        await self._request("kernel_info_request", {}, wait_idle=False)
+                        await self._request("kernel_info_request", {}, wait_idle=True, pending=pending)
                         return
                 except TimeoutError:
-                    if not await self.kernel.manager.is_alive():
+                    if pending.reply.done():
+                        answered += 1
+                        if answered >= 3:
+                            return
+                    elif not await self.kernel.manager.is_alive():
                         raise KernelUnavailable("the kernel exited during startup") from None
 
     async def execute(self, code: str, time_limit: float) -> ExecutionResult:

@@ -175,7 +175,11 @@ def decode_v1(data: bytes) -> ClientMessage:
                 raise WireError("message parts must be JSON objects")
     except ValueError as exc:
         raise WireError(f"invalid JSON: {exc}") from exc
-    if not isinstance(header, dict) or not isinstance(header.get("msg_type"), str):
+    if (
+        not isinstance(header, dict)
+        or not isinstance(header.get("msg_type"), str)
+        or not header.get("msg_id")
+    ):
         raise WireError("header needs msg_id and msg_type")
     fixed = [part or b"{}" for part in parts[:4]]
     return ClientMessage(channel, header, fixed, parts[4:])
