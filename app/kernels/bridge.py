@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024
+MAX_PENDING_REQUESTS = 4096
 CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED = 1003
 CLOSE_INVALID = 1007
@@ -114,6 +115,9 @@ class ChannelSession:
     # -- from the client ------------------------------------------------------------------------
     def send(self, message: ClientMessage) -> None:
         if message.channel in ("shell", "control") and message.msg_type.endswith("_request"):
+            if len(self._pending) >= MAX_PENDING_REQUESTS:
+                # Requests a kernel never answers must not accumulate: forget the oldest.
+                del self._pending[next(iter(self._pending))]
             self._pending[message.msg_id] = (message.channel, message.header)
         self.kernel.send(self._channels[message.channel], message.parts, message.buffers)
 
@@ -143,6 +147,11 @@ class ChannelSession:
             self._expiry = None
         self.websocket = websocket
         self._wakeup.set()
+
+    @property
+    def detached(self) -> bool:
+        """Waiting for a reconnect with the same session_id (or for expiry)."""
+        return self._expiry is not None
 
     def detach(self, keep_seconds: float, on_expire: Any) -> None:
         self.websocket = None
@@ -213,7 +222,7 @@ class ChannelHub:
         return session
 
     def release(self, session: ChannelSession) -> None:
-        if not session.closed and session._expiry is None:
+        if not session.closed and not session.detached:
             session.detach(self.replay_seconds, self._expire)
 
     def _expire(self, session: ChannelSession) -> None:
