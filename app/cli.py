@@ -104,6 +104,9 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
         app,  # type: ignore[arg-type]
         log_config=configure_logging(settings.log_level),
         ws_max_size=10 * 1024 * 1024,
+        # Kernel output is relayed on loopback or a LAN: compressing every frame costs the gateway far more
+        # CPU than it saves (browsers always offer permessage-deflate). KG and Jupyter Server do not compress.
+        ws_per_message_deflate=False,
         ws_ping_interval=settings.ws_ping_interval or None,
         ws_ping_timeout=max(settings.ws_ping_interval, 20.0) if settings.ws_ping_interval else None,
         proxy_headers=settings.trust_xheaders,

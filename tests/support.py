@@ -149,7 +149,11 @@ def stop_process(process: subprocess.Popen[bytes], limit: float = 15) -> int:
 
 
 def new_message(
-    msg_type: str, content: dict[str, Any], session: str, channel: str = "shell"
+    msg_type: str,
+    content: dict[str, Any],
+    session: str,
+    channel: str = "shell",
+    metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "header": {
@@ -161,7 +165,7 @@ def new_message(
             "version": "5.3",
         },
         "parent_header": {},
-        "metadata": {},
+        "metadata": metadata or {},
         "content": content,
         "channel": channel,
         "buffers": [],

@@ -12,7 +12,6 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from app.kernels.wire import V1_SUBPROTOCOL
-from tests.support import Gateway, execute_content
+from tests.support import Gateway, execute_content, new_message
 
 FRAMINGS = [pytest.param(False, id="legacy"), pytest.param(True, id="v1")]
 LEGACY_KEYS = {"channel", "msg_id", "msg_type", "header", "parent_header", "metadata", "content", "buffers"}
@@ -63,21 +62,7 @@ def make_message(
     session: str = "test-session",
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
-        "header": {
-            "msg_id": uuid.uuid4().hex,
-            "msg_type": msg_type,
-            "username": "test",
-            "session": session,
-            "date": datetime.now(UTC).isoformat(),
-            "version": "5.3",
-        },
-        "parent_header": {},
-        "metadata": metadata or {},
-        "content": content,
-        "channel": channel,
-        "buffers": [],
-    }
+    return new_message(msg_type, content, session, channel, metadata)
 
 
 def encode_client(message: dict[str, Any], v1: bool, buffers: Sequence[bytes] = ()) -> str | bytes:
