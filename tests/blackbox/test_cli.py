@@ -280,7 +280,8 @@ async def test_token_never_logged(tmp_path: Path) -> None:
         async with connect(gw.ws_url(kernel_id), subprotocols=["v1.kernel.websocket.jupyter.org"]) as v1:  # type: ignore[list-item]
             assert v1.subprotocol == "v1.kernel.websocket.jupyter.org"
             # The client offered permessage-deflate (as browsers do); the gateway does not compress.
-            assert v1.request is not None and "permessage-deflate" in str(v1.request.headers)
+            assert v1.request is not None
+            assert "permessage-deflate" in str(v1.request.headers)
             assert v1.protocol.extensions == []
         await asyncio.sleep(0.3)
         assert gw.process is not None

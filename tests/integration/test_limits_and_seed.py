@@ -214,3 +214,28 @@ async def test_warm_kernel_started_before_the_limit_filled_is_dropped() -> None:
         assert service.warm_count == 0  # the late warm kernel was not kept beyond the limit
         await settle(lambda: processes.count() <= 2)
         assert len(await listed(gw)) == 2
+
+
+async def test_listing_never_fails_while_a_kernel_is_starting(tmp_path: Path) -> None:
+    """A kernel being started and seeded is not listed yet, and listing meanwhile answers normally."""
+    import nbformat
+
+    slow_seed = tmp_path / "slow_seed.ipynb"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time; time.sleep(1.5)")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, slow_seed)
+    async with serve(seed_uri=str(slow_seed), list_kernels=True) as gw:
+        start = asyncio.create_task(gw.client.post("/api/kernels", json={}))
+        polls = 0
+        while not start.done():
+            for path in ("/api/kernels", "/api/sessions"):
+                response = await gw.client.get(path)
+                assert response.status_code == 200, response.text
+                assert response.json() == [], f"{path} shows a kernel that is still starting"
+            polls += 1
+            await asyncio.sleep(0.05)
+        created = (await start).json()
+        assert polls >= 10, f"the start was too quick ({polls} polls) to test listing during it"
+        kernels = (await gw.client.get("/api/kernels")).json()
+        assert [k["id"] for k in kernels] == [created["id"]]
+        assert set(kernels[0]) == {"id", "name", "last_activity", "execution_state", "connections"}
