@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from jupyter_client.session import Session
 
+from app.errors import KernelUnavailable
 from app.kernels.bridge import ChannelHub
 from app.kernels.channels import Channel
 from app.kernels.executor import Executor
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
     import zmq
 
 log = logging.getLogger(__name__)
+
+INTERRUPT_SECONDS = 10.0  # a signal, or one request to a remote provisioner
+SHUTDOWN_SECONDS = 15.0  # jupyter_client's own grace period (5 s) and kill, with room to spare
 
 
 class IOPubListener(Protocol):
@@ -81,6 +86,25 @@ class Kernel:
             await self._executor.close()
         if self._iopub is not None:
             self._iopub.close()
+
+    async def interrupt(self) -> None:
+        """Interrupt the kernel (signal or interrupt_request, as its kernelspec says), within a deadline."""
+        try:
+            async with asyncio.timeout(INTERRUPT_SECONDS):
+                await self.manager.interrupt_kernel()
+        except TimeoutError:
+            raise KernelUnavailable("The kernel did not accept the interrupt in time") from None
+
+    async def shutdown(self) -> None:
+        """Stop the kernel process: politely, then by force if it does not go within the deadline."""
+        try:
+            async with asyncio.timeout(SHUTDOWN_SECONDS):
+                await self.manager.shutdown_kernel(now=False)
+        except Exception as exc:
+            log.warning("kernel %s did not shut down cleanly (%r); killing it", self.id, exc)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(INTERRUPT_SECONDS):
+                    await self.manager.shutdown_kernel(now=True)
 
     @property
     def connection_info(self) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import uuid
@@ -227,7 +226,7 @@ class KernelService:
 
     # -- operations ---------------------------------------------------------------------------
     async def interrupt(self, kernel_id: str) -> None:
-        await self.get(kernel_id).manager.interrupt_kernel()
+        await self.get(kernel_id).interrupt()
 
     async def restart(self, kernel_id: str) -> Kernel:
         kernel = self.get(kernel_id)
@@ -251,8 +250,7 @@ class KernelService:
     async def _dispose(self, kernel: Kernel) -> None:
         kernel.notify("shutdown")
         await kernel.close()
-        with contextlib.suppress(Exception):
-            await kernel.manager.shutdown_kernel(now=False)
+        await kernel.shutdown()
 
     async def close(self) -> None:
         """Shut down every kernel (visible and warm) and the ZMQ context."""

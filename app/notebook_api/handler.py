@@ -124,8 +124,8 @@ async def _run(lease: Lease, code: str, options: HandlerOptions) -> ExecutionRes
     try:
         return await kernel.executor.execute(code, options.timeout)
     except ExecutionTimeout:
-        await kernel.manager.interrupt_kernel()
         try:
+            await kernel.interrupt()
             await kernel.executor.wait_ready(RECOVERY_SECONDS)
         except (TimeoutError, GatewayError):
             lease.broken = True
