@@ -1,7 +1,7 @@
 """A fixed-size pool of private kernels lent out one request at a time, FIFO, and always given back.
 
 A kernel that died or hung while lent is replaced in the background (seeded again); borrowers wait
-for the next healthy kernel rather than failing.
+for the next healthy kernel rather than failing, up to a limit.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from app.errors import KernelUnavailable
 from app.kernels.kernel import Kernel
 from app.kernels.service import KernelService
 
@@ -54,9 +55,16 @@ class KernelPool:
         return self._idle.qsize()
 
     @contextlib.asynccontextmanager
-    async def lease(self) -> AsyncIterator[Lease]:
-        """Borrow a kernel (waiting in FIFO order); it goes back on every path, or is replaced."""
-        kernel = await self._idle.get()
+    async def lease(self, wait_limit: float) -> AsyncIterator[Lease]:
+        """Borrow a kernel (waiting in FIFO order, at most wait_limit seconds); it goes back on every path,
+        or is replaced."""
+        try:
+            async with asyncio.timeout(wait_limit):
+                kernel = await self._idle.get()
+        except TimeoutError:
+            raise KernelUnavailable(
+                f"No kernel became free within {wait_limit:g} s ({self.size} kernels, all busy)"
+            ) from None
         lease = Lease(kernel)
         try:
             yield lease

@@ -140,7 +140,7 @@ async def handle(
 ) -> NotebookResponse:
     """Borrow a kernel, run REQUEST + the endpoint's cells (+ ResponseInfo), build the response."""
     assignment = request_assignment(options.language, json.dumps(request))
-    async with pool.lease() as lease:
+    async with pool.lease(options.timeout) as lease:
         result = await _run(lease, f"{assignment}\n{endpoint.source}", options)
         if result.status == "error":
             return error_response(result, accept, options.debug)

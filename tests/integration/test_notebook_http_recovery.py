@@ -36,6 +36,8 @@ CELLS = [
     "# GET /sleep\ntime.sleep(30)\nprint('woke up')",
     "# GET /die\nos._exit(1)",
     "# POST /size\nprint(len(json.loads(REQUEST)['body']))",
+    "# GET /hold\ntime.sleep(1.5)\nprint('held')",
+    "# ResponseInfo GET /hold\ntime.sleep(1.5)\nprint(json.dumps({'status': 200}))",
 ]
 
 
@@ -117,6 +119,27 @@ async def test_requests_beyond_the_pool_wait(gw: Gateway) -> None:
     assert [r.text for r in responses] == ["slept\n"] * (2 * POOL)
     # Two rounds of 1 s on two kernels: about 2 s, never 1 s (no extra kernels) nor 4 s (no parallelism).
     assert 1.9 <= elapsed < 3.9, f"{2 * POOL} one-second requests on {POOL} kernels took {elapsed:.2f}s"
+
+
+async def test_waiting_for_a_kernel_is_bounded_by_the_request_timeout(gw: Gateway) -> None:
+    """Both kernels held 3 s (two 1.5 s executions, each within TIMEOUT): a request that would wait
+    beyond TIMEOUT for a kernel gets a 503 instead, and the holders finish normally."""
+    before = await pool_pids(gw)
+    holders = [asyncio.create_task(gw.client.get("/hold")) for _ in range(POOL)]
+    async with asyncio.timeout(1):
+        while idle(gw):  # both kernels lent
+            await asyncio.sleep(0.01)
+    started = time.monotonic()
+    waiters = await asyncio.gather(*(gw.client.get("/quick") for _ in range(POOL)))
+    waited = time.monotonic() - started
+    for response in waiters:
+        assert response.status_code == 503, response.text
+        assert response.json()["reason"] == "Service Unavailable"
+        assert "No kernel became free" in response.json()["message"]
+    assert TIMEOUT - 0.1 <= waited < TIMEOUT + 1, f"gave up after {waited:.2f}s"
+    assert [(await h).text for h in holders] == ["held\n"] * POOL
+    await settled(gw, limit=10)
+    assert await pool_pids(gw) == before, "waiting requests gave up; no kernel should have been replaced"
 
 
 # -- failures --------------------------------------------------------------------------------------
