@@ -539,8 +539,10 @@ async def test_control_channel_kernel_info(gateway: Gateway, v1: bool) -> None:
 async def test_control_answers_while_shell_is_busy(gateway: Gateway) -> None:
     kernel_id = await gateway.start_kernel()
     chan = await open_chan(gateway, kernel_id, v1=True)
-    busy = await chan.send("execute_request", execute_content("import time; time.sleep(20)"))
-    await chan.until(lambda m: m.parent_id == busy and m.msg_type == "execute_input")
+    code = "import time; print('sleeping', flush=True); time.sleep(20)"
+    busy = await chan.send("execute_request", execute_content(code))
+    # Running user code, so the interrupt below cannot land before the execution starts.
+    await chan.until(lambda m: m.parent_id == busy and m.content.get("text") == "sleeping\n")
     info = await chan.send("kernel_info_request", {}, channel="control")
     seen: list[Msg] = []
     async with asyncio.timeout(15):

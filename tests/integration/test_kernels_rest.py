@@ -110,8 +110,11 @@ async def test_kernel_lifecycle(gateway: Gateway) -> None:
 async def test_interrupt_stops_running_code(gateway: Gateway) -> None:
     kernel_id = await gateway.start_kernel()
     ws = await gateway.connect(kernel_id)
-    msg_id = await ws.send("execute_request", {"code": "import time; time.sleep(60)", "silent": False})
-    await ws.until(lambda m: m.parent_id == msg_id and m.content.get("execution_state") == "busy")
+    code = "import time; print('sleeping', flush=True); time.sleep(60)"
+    msg_id = await ws.send("execute_request", {"code": code, "silent": False})
+    # Interrupt once user code runs: a SIGINT that lands while the kernel is still setting up the
+    # execution can be lost (that is ipykernel's behaviour, whoever sends the signal).
+    await ws.until(lambda m: m.parent_id == msg_id and m.content.get("text") == "sleeping\n")
     response = await gateway.client.post(f"/api/kernels/{kernel_id}/interrupt")
     assert response.status_code == 204
     reply = await ws.until(lambda m: m.parent_id == msg_id and m.msg_type == "execute_reply", limit=20)
