@@ -6,6 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8888
 
 .PHONY: install run test lint typecheck unit bench clean
+NODE_CLIENT := tests/node/node_modules/.package-lock.json
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,6 +15,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## JupyterLab's client library for the black-box test that drives fastkg with it (Node and npm).
+$(NODE_CLIENT): tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 
 ## Start the gateway on 127.0.0.1:8888: the kernel API and the bundled example notebook API side by side.
 run: install
@@ -28,7 +33,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 ## Lint, type-check and run the whole suite (unit, in-process, black-box).
-test: lint typecheck
+test: lint typecheck $(NODE_CLIENT)
 	$(PY) tests/setup_browser.py
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
@@ -40,4 +45,4 @@ bench: install
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .venv-kg .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-kg .mypy_cache .ruff_cache .pytest_cache tests/node/node_modules

@@ -16,6 +16,7 @@ from app.body_limit import BodyLimitMiddleware
 from app.config import Personality, Settings
 from app.cors import CorsMiddleware, CorsPolicy
 from app.error_responses import install_error_handlers
+from app.json_bodies import JsonBodiesMiddleware
 from app.lifespan import StartupErrorMiddleware, build_lifespan
 from app.routers import api, channels, kernels, kernelspecs, sessions
 
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
     """CORS outermost (so 401s and 413s carry its headers), then token auth, then body limits."""
     api_prefix = f"{settings.base_url}/api/"
+    app.add_middleware(JsonBodiesMiddleware, prefixes=(f"{api_prefix}kernels", f"{api_prefix}sessions"))
 
     def limit_for(path: str) -> int:
         return settings.max_rest_body if path.startswith(api_prefix) else settings.max_request_body

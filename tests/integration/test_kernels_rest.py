@@ -167,6 +167,30 @@ async def test_bad_start_bodies(gateway: Gateway) -> None:
     assert await listed(gateway) == []
 
 
+async def test_bodies_are_json_whatever_their_content_type(gateway: Gateway) -> None:
+    """As in Jupyter Server: JupyterLab's client posts JSON declared as text/plain (or with no type)."""
+    for content_type in ("text/plain;charset=UTF-8", None, "application/x-www-form-urlencoded"):
+        headers = {"content-type": content_type} if content_type else {}
+        response = await gateway.client.post("/api/kernels", content=b'{"name": "python3"}', headers=headers)
+        assert response.status_code == 201, (content_type, response.text)
+        kernel_id = response.json()["id"]
+        body = json.dumps({"path": "a.ipynb", "type": "notebook", "name": "a", "kernel": {"id": kernel_id}})
+        response = await gateway.client.post("/api/sessions", content=body, headers=headers)
+        assert response.status_code == 201, (content_type, response.text)
+        session = response.json()
+        response = await gateway.client.patch(
+            f"/api/sessions/{session['id']}", content=b'{"path": "b.ipynb"}', headers=headers
+        )
+        assert response.status_code == 200, (content_type, response.text)
+        assert response.json()["path"] == "b.ipynb"
+    for content in (b"{not json", b'{"name": 3}'):
+        response = await gateway.client.post(
+            "/api/kernels", content=content, headers={"content-type": "text/plain"}
+        )
+        assert response.status_code in (400, 422), response.text
+        assert_error(response, response.status_code)
+
+
 async def test_empty_body_starts_default_kernel(gateway: Gateway) -> None:
     response = await gateway.client.post("/api/kernels", content=b"")
     assert response.status_code == 201, response.text
