@@ -1,7 +1,8 @@
 """JupyterLab's own client library (`@jupyterlab/services`, under Node) against the real `fastkg` command.
 
 This is the code the JupyterLab front end runs: kernelspecs, kernel start/restart/interrupt/shutdown over
-REST, the channels websocket in the v1 binary subprotocol (JupyterLab always offers it), stdin, sessions.
+REST, the channels websocket in the v1 binary subprotocol (JupyterLab always offers it), stdin, a comm
+with binary buffers both ways (as ipywidgets uses), and sessions.
 tests/node/lab_client.mjs drives it and reports what it saw; the assertions are here.
 """
 
@@ -48,6 +49,7 @@ def test_jupyterlab_services_drive_the_kernel_api(tmp_path: Path) -> None:
     assert seen["stdin"]["stdout"] == "hello lab\n"
     assert seen["error"]["status"] == "error"
     assert seen["error"]["errors"] == ["ZeroDivisionError"]
+    assert seen["comm"] == {"data": {"echo": {"x": 1}}, "buffers": [[3, 2, 1]]}, "comm buffers both ways"
     assert seen["interrupted"] == "KeyboardInterrupt"
     assert seen["afterRestart"] == {"status": "ok", "stdout": "False\n", "results": [], "errors": []}
     assert seen["runningBefore"] is True

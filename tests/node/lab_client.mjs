@@ -68,6 +68,31 @@ try {
   });
   seen.error = await run(kernel, '1 / 0');
 
+  // A comm with binary buffers both ways (what ipywidgets does), through the v1 framing.
+  await run(
+    kernel,
+    [
+      'import comm',
+      'def echo_target(channel, open_msg):',
+      '    @channel.on_msg',
+      '    def _(msg):',
+      "        channel.send({'echo': msg['content']['data']}, buffers=[bytes(b)[::-1] for b in msg['buffers']])",
+      "comm.get_comm_manager().register_target('echo', echo_target)",
+    ].join('\n')
+  );
+  const channel = kernel.createComm('echo');
+  const echoed = new Promise((resolve) => {
+    channel.onMsg = (msg) =>
+      resolve({
+        data: msg.content.data,
+        buffers: (msg.buffers || []).map((b) => Array.from(new Uint8Array(b.buffer ? b.buffer : b))),
+      });
+  });
+  await withTimeout(channel.open({}).done, 30000, 'comm open');
+  channel.send({ x: 1 }, undefined, [new Uint8Array([1, 2, 3]).buffer]);
+  seen.comm = await withTimeout(echoed, 30000, 'comm echo');
+  channel.close();
+
   const sleeper = kernel.requestExecute({ code: "import time\nprint('sleeping', flush=True)\ntime.sleep(60)" });
   const sleeping = new Promise((resolve) => {
     sleeper.onIOPub = (msg) => {
