@@ -54,6 +54,22 @@ class ExecutionResult:
             self.traceback = [str(line) for line in content.get("traceback", [])]
 
 
+FIRST_PROBE_INTERVAL = 0.1  # seconds until an unanswered readiness probe is repeated; doubles each time
+LAST_PROBE_INTERVAL = 1.0
+FIRST_IDLE_GRACE = 0.1  # how long an answered probe's idle status may lag its reply; doubles each time
+QUIET_REPLIES_ACCEPTED = 4  # answered probes without a status (0.1 + 0.2 + 0.4 + 0.8 s) mean ready
+
+
+async def _within(future: asyncio.Future[Any], seconds: float) -> bool:
+    """Wait for the future up to `seconds`; False if it is not done by then (it is then cancelled)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await future
+    except TimeoutError:
+        return False
+    return True
+
+
 class _Pending:
     __slots__ = ("idle", "reply", "result")
 
@@ -110,18 +126,25 @@ class Executor:
         if pending is not None and not pending.reply.done():
             pending.reply.set_result(message)
 
-    async def _request(
-        self, msg_type: str, content: dict[str, Any], *, wait_idle: bool, pending: _Pending | None = None
-    ) -> _Pending:
+    def _send(self, msg_type: str, content: dict[str, Any], pending: _Pending) -> str:
+        """Send a request whose reply, iopub output and idle status will be collected in `pending`."""
         parts = self.kernel.message_parts(msg_type, content)
-        msg_id = json.loads(parts[0])["msg_id"]
-        pending = pending or _Pending(asyncio.get_running_loop())
+        msg_id: str = json.loads(parts[0])["msg_id"]
         self._pending[msg_id] = pending
         try:
             self.kernel.send(self._shell, parts, [])
+        except BaseException:
+            self._pending.pop(msg_id, None)
+            raise
+        return msg_id
+
+    async def _request(self, msg_type: str, content: dict[str, Any]) -> _Pending:
+        """Send a request and wait for its reply and its idle status."""
+        pending = _Pending(asyncio.get_running_loop())
+        msg_id = self._send(msg_type, content, pending)
+        try:
             await pending.reply
-            if wait_idle:
-                await pending.idle
+            await pending.idle
         finally:
             self._pending.pop(msg_id, None)
         return pending
@@ -129,27 +152,34 @@ class Executor:
     async def wait_ready(self, time_limit: float) -> None:
         """Probe with kernel_info_request until the kernel answers on shell *and* on iopub.
 
-        Probes may be lost at startup. A shell reply alone does not prove that the kernel's iopub
-        SUB socket (shared by every client) is subscribed yet: a PUB drops what it publishes before
-        then, so the first output after a start or restart could be lost to all clients. The probe's
-        idle status proves it. A kernel that answers but never publishes a status is accepted after
-        a few tries.
+        A shell reply alone does not prove that the kernel's iopub SUB socket (shared by every client)
+        is subscribed yet: a PUB drops what it publishes before then, so the first output after a start
+        or restart could be lost to all clients (our SUB socket may reconnect up to 100 ms after the
+        kernel's shell answers). The probe's idle status proves it; when it is missing, probe again at
+        once. Unanswered probes are repeated at growing intervals, quickly at first (a
+        kernel starts in a few hundred milliseconds; probes sent before it listens are queued, not
+        lost). A kernel that answers but never publishes a status is accepted after a few replies.
         """
-        answered = 0
+        loop = asyncio.get_running_loop()
+        interval, idle_grace, quiet_replies = FIRST_PROBE_INTERVAL, FIRST_IDLE_GRACE, 0
         async with asyncio.timeout(time_limit):
             while True:
-                pending = _Pending(asyncio.get_running_loop())
+                pending = _Pending(loop)
+                msg_id = self._send("kernel_info_request", {}, pending)
                 try:
-                    async with asyncio.timeout(1.0):
-                        await self._request("kernel_info_request", {}, wait_idle=True, pending=pending)
+                    if not await _within(pending.reply, interval):
+                        if not await self.kernel.manager.is_alive():
+                            raise KernelUnavailable("the kernel exited during startup")
+                        interval = min(2 * interval, LAST_PROBE_INTERVAL)
+                        continue
+                    if await _within(pending.idle, idle_grace):
                         return
-                except TimeoutError:
-                    if pending.reply.done():
-                        answered += 1
-                        if answered >= 3:
-                            return
-                    elif not await self.kernel.manager.is_alive():
-                        raise KernelUnavailable("the kernel exited during startup") from None
+                    idle_grace *= 2
+                    quiet_replies += 1
+                    if quiet_replies >= QUIET_REPLIES_ACCEPTED:
+                        return
+                finally:
+                    self._pending.pop(msg_id, None)
 
     async def execute(self, code: str, time_limit: float) -> ExecutionResult:
         """Run code; ExecutionTimeout after `time_limit` seconds, KernelUnavailable if the kernel dies."""
@@ -163,7 +193,7 @@ class Executor:
         }
         try:
             async with asyncio.timeout(time_limit):
-                pending = await self._request("execute_request", content, wait_idle=True)
+                pending = await self._request("execute_request", content)
         except TimeoutError:
             raise ExecutionTimeout(f"The request did not finish within {time_limit:g} s") from None
         reply = pending.reply.result().content
