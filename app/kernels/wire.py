@@ -199,6 +199,10 @@ class KernelMessage:
     header: dict[str, Any]
     _parent: dict[str, Any] | None = None
     _content: dict[str, Any] | None = None
+    size: int = field(init=False)  # bytes, for bounding buffers (asked on every push and pop)
+
+    def __post_init__(self) -> None:
+        self.size = sum(len(part) for part in self.parts)
 
     @property
     def msg_id(self) -> str:
@@ -223,10 +227,6 @@ class KernelMessage:
         if self._content is None:
             self._content = _loads_dict(self.parts[3])
         return self._content
-
-    @property
-    def size(self) -> int:
-        return sum(len(part) for part in self.parts)
 
 
 def _loads_dict(raw: bytes) -> dict[str, Any]:
