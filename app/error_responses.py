@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.errors import GatewayError, error_body
 
@@ -23,9 +24,28 @@ async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status, exc.message)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of this path answers, found by asking the routes (Starlette's 405 names
+    only the first partly matching route's methods, and FastAPI makes one route per method)."""
+    allowed = []
+    for method in _METHODS:
+        probe = {key: request.scope.get(key) for key in ("type", "path", "root_path", "headers")}
+        probe.update(method=method, root_path=probe["root_path"] or "")
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    # the CORS layer answers a preflight on every path
+    return ", ".join([*allowed, "OPTIONS"]) if allowed else ""
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return _json(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405 and "Allow" in headers:
+        headers["Allow"] = _allowed_methods(request) or headers["Allow"]
+    return _json(exc.status_code, str(exc.detail), headers or None)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -37,7 +57,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         f"{'.'.join(str(p) for p in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
         for error in errors[:5]
     )
-    return _json(422, f"Invalid request: {details}")
+    # Jupyter Server and KG answer 400 for a body they cannot use; they never answer 422
+    return _json(400, f"Invalid request: {details}")
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
