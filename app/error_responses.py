@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app.errors import GatewayError, error_body
+from app.schemas import ErrorModel
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,32 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return _json(500, "Internal server error")
 
 
+def document_bad_requests(document: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents a 422 validation error on every operation with inputs; the gateway answers those
+    with a 400 `{reason, message}`, so the document says that instead."""
+    bad_request = {
+        "description": "Bad Request",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorModel"}}},
+    }
+    replaced = False
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+            if responses.pop("422", None) is not None:
+                responses.setdefault("400", bad_request)
+                replaced = True
+    if replaced:
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.setdefault("ErrorModel", ErrorModel.model_json_schema())
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+    return document
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    generate = app.openapi
+    app.openapi = lambda: document_bad_requests(generate())  # type: ignore[method-assign]

@@ -245,3 +245,8 @@ async def test_kg_swagger_paths_serve_a_valid_swagger_2_document(gateway: Gatewa
     openapi = (await gateway.client.get("/openapi.json")).json()
     assert openapi["openapi"].startswith("3.")
     assert "swagger" not in openapi
+    validate(openapi)
+    # the OpenAPI 3 document, too, promises the 400 the gateway sends rather than FastAPI's 422
+    assert "422" not in json.dumps(openapi)
+    bad = openapi["paths"]["/api/kernels"]["post"]["responses"]["400"]
+    assert bad["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorModel"}
