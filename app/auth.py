@@ -9,17 +9,18 @@ from app.asgi import ASGIApp, Receive, Scope, Send, header, send_error
 
 
 def presented_token(scope: Scope) -> str | None:
-    """The token a request carries, from the Authorization header or the token query argument."""
+    """The token a request carries, in Kernel Gateway's order: a `token` query argument decides alone when
+    present (its last value, even if empty), else the Authorization header (`token T`, or `Bearer T`)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    if "token" in query:
+        values = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "token"]
+        if values:
+            return str(values[-1]).strip()
     authorization = header(scope, b"authorization")
     if authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() in ("token", "bearer") and value:
             return value.strip()
-    query = scope.get("query_string", b"").decode("latin-1")
-    if "token=" in query:
-        for key, value in parse_qsl(query, keep_blank_values=True):
-            if key == "token":
-                return str(value)
     return None
 
 

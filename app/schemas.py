@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -17,8 +17,17 @@ class StartKernelRequest(BaseModel):
 
     name: str | None = Field(None, description="Kernelspec name; the default kernel when absent")
     env: dict[str, str] | None = Field(
-        None, description="KERNEL_* (and whitelisted) variables for the kernel's environment"
+        None,
+        description="KERNEL_* (and whitelisted) variables for the kernel's environment: an object of strings",
     )
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_is_an_object(cls, value: object) -> object:
+        # KG answers 400 for an `env` that is present but not an object, null included
+        if not isinstance(value, dict):
+            raise ValueError("env must be an object")
+        return value
 
 
 class KernelModel(BaseModel):
@@ -67,13 +76,25 @@ class SessionKernelRef(BaseModel):
     name: str | None = None
 
 
+class SessionNotebookRef(BaseModel):
+    """The pre-4.0 sessions API's `{"notebook": {"path"|"name"}}`, which Jupyter Server still reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    path: str | None = None
+
+
 class CreateSessionRequest(BaseModel):
+    """Body of POST /api/sessions. `path` and `type` are required (400 otherwise, as in Jupyter Server)."""
+
     model_config = ConfigDict(extra="ignore")
 
     path: str | None = None
     name: str | None = None
     type: str | None = None
     kernel: SessionKernelRef | None = None
+    notebook: SessionNotebookRef | None = Field(None, description="Deprecated: use path and type")
 
 
 class UpdateSessionRequest(BaseModel):

@@ -98,7 +98,7 @@ class KernelService:
         limit = self.policy.max_kernels
         if limit is not None:
             if len(self._kernels) + self._starting >= limit:
-                raise KernelLimitReached(f"Resource Limit: at most {limit} kernels may run")
+                raise KernelLimitReached("Resource Limit")  # KG's exact message
             if evict and self._in_use() >= limit:
                 self._evict_warm()
         self._starting += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from app.errors import KernelNotFound, SessionNotFound
+from app.errors import BadRequest, KernelNotFound, SessionNotFound
 from app.kernels.kernel import Kernel
 from app.kernels.service import KernelService
 
@@ -74,7 +74,10 @@ class SessionStore:
     ) -> tuple[Session, Kernel]:
         session, kernel = self.get(session_id)
         if kernel_id and kernel_id != kernel.id:
-            kernel = self.kernels.get(kernel_id)
+            try:
+                kernel = self.kernels.get(kernel_id)
+            except KernelNotFound:
+                raise BadRequest(f"No such kernel: {kernel_id}") from None  # Jupyter Server's 400
         elif kernel_name and kernel_name != kernel.name:
             old = kernel.id
             kernel = await self.kernels.start(kernel_name)

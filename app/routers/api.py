@@ -1,4 +1,4 @@
-"""API root: version, and Kernel Gateway's swagger paths served from the generated OpenAPI document."""
+"""API root: version, and Kernel Gateway's Swagger 2.0 document of the kernel API at KG's paths."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import yaml
 from fastapi import APIRouter, Request, Response
 
 from app import __version__
+from app.deps import SettingsDep
 from app.routers.tags import Tag
 from app.schemas import VersionModel
+from app.swagger2 import kernel_api_document
 
 router = APIRouter(tags=[Tag.API])
 
@@ -21,18 +23,18 @@ async def get_api_version() -> VersionModel:
     return VersionModel(version=__version__)
 
 
-def _document(request: Request) -> dict[str, Any]:
-    document: dict[str, Any] = request.app.openapi()
-    return document
+def _document(request: Request, settings: SettingsDep) -> dict[str, Any]:
+    return kernel_api_document(request.app.openapi(), base_url=settings.base_url)
 
 
 @router.get("/api/swagger.json", operation_id="get_swagger_json")
-async def get_swagger_json(request: Request) -> Response:
-    """The OpenAPI document of this gateway (KG's path)."""
-    return Response(json.dumps(_document(request)), media_type="application/json")
+async def get_swagger_json(request: Request, settings: SettingsDep) -> Response:
+    """The kernel API as a Swagger 2.0 document (KG's path); the full OpenAPI 3 document is /openapi.json."""
+    return Response(json.dumps(_document(request, settings)), media_type="application/json")
 
 
 @router.get("/api/swagger.yaml", operation_id="get_swagger_yaml")
-async def get_swagger_yaml(request: Request) -> Response:
-    """The OpenAPI document of this gateway as YAML (KG's path)."""
-    return Response(yaml.safe_dump(_document(request), sort_keys=False), media_type="application/x-yaml")
+async def get_swagger_yaml(request: Request, settings: SettingsDep) -> Response:
+    """The kernel API's Swagger 2.0 document as YAML (KG's path and content type)."""
+    text = yaml.safe_dump(_document(request, settings), sort_keys=False)
+    return Response(text, media_type="text/x-yaml")

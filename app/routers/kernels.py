@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/kernels", tags=[Tag.KERNELS], responses={404: {"
 async def list_kernels(kernels: KernelsDep, settings: SettingsDep) -> list[KernelModel]:
     """List running kernels. Forbidden unless KG_LIST_KERNELS is enabled, as in Kernel Gateway."""
     if not settings.list_kernels:
-        raise Forbidden("Forbidden: listing kernels is disabled (KG_LIST_KERNELS)")
+        raise Forbidden("Forbidden")  # KG's exact answer
     return [kernel_model(k) for k in kernels.running()]
 
 

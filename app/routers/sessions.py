@@ -2,32 +2,65 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated
 
-from app.deps import SessionsDep
+from fastapi import APIRouter, Body, Request, Response, status
+
+from app.deps import SessionsDep, SettingsDep
+from app.errors import BadRequest, Forbidden
 from app.routers.models import session_model
 from app.routers.tags import Tag
 from app.schemas import CreateSessionRequest, ErrorModel, SessionModel, UpdateSessionRequest
 
-router = APIRouter(prefix="/api/sessions", tags=[Tag.SESSIONS], responses={404: {"model": ErrorModel}})
+router = APIRouter(
+    prefix="/api/sessions",
+    tags=[Tag.SESSIONS],
+    responses={400: {"model": ErrorModel}, 404: {"model": ErrorModel}},
+)
+
+# Jupyter Server's answers to a body it cannot use
+NO_JSON = "No JSON data provided"
 
 
-@router.get("", operation_id="list_sessions")
-async def list_sessions(sessions: SessionsDep) -> list[SessionModel]:
-    """List sessions."""
+@router.get("", operation_id="list_sessions", responses={403: {"model": ErrorModel}})
+async def list_sessions(sessions: SessionsDep, settings: SettingsDep) -> list[SessionModel]:
+    """List sessions. Forbidden unless KG_LIST_KERNELS is enabled, as in Kernel Gateway: a session
+    model carries its kernel's id, which is otherwise known only to whoever started the kernel."""
+    if not settings.list_kernels:
+        raise Forbidden("Forbidden")
     return [session_model(s, k) for s, k in sessions.entries()]
+
+
+def _path_and_type(body: CreateSessionRequest | None) -> tuple[CreateSessionRequest, str, str]:
+    """Jupyter Server's checks, in its order, including the legacy `notebook` field."""
+    if body is None:
+        raise BadRequest(NO_JSON)
+    path, type_ = body.path, body.type
+    if body.notebook is not None:
+        type_ = "notebook"
+        path = body.notebook.name if body.notebook.name is not None else body.notebook.path or path
+    if path is None:
+        raise BadRequest("Missing field in JSON data: path")
+    if type_ is None:
+        raise BadRequest("Missing field in JSON data: type")
+    return body, path, type_
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, operation_id="create_session")
 async def create_session(
-    body: CreateSessionRequest, request: Request, response: Response, sessions: SessionsDep
+    request: Request,
+    response: Response,
+    sessions: SessionsDep,
+    body: Annotated[CreateSessionRequest | None, Body()] = None,
 ) -> SessionModel:
-    """Create a session, starting a kernel unless an existing kernel id is given."""
+    """Create a session (`path` and `type` are required), starting a kernel unless an existing kernel id
+    is given; an existing session with the same path is returned as it is."""
+    body, path, type_ = _path_and_type(body)
     kernel = body.kernel
     session, k = await sessions.create(
-        body.path or "",
+        path,
         body.name or "",
-        body.type or "",
+        type_,
         kernel.id if kernel else None,
         kernel.name if kernel else None,
     )
@@ -42,8 +75,12 @@ async def get_session(session_id: str, sessions: SessionsDep) -> SessionModel:
 
 
 @router.patch("/{session_id}", operation_id="update_session")
-async def update_session(session_id: str, body: UpdateSessionRequest, sessions: SessionsDep) -> SessionModel:
+async def update_session(
+    session_id: str, sessions: SessionsDep, body: Annotated[UpdateSessionRequest | None, Body()] = None
+) -> SessionModel:
     """Rename a session, or move it to another kernel."""
+    if body is None:
+        raise BadRequest(NO_JSON)
     kernel = body.kernel
     session, k = await sessions.update(
         session_id,

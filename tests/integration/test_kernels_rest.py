@@ -148,12 +148,12 @@ async def test_unknown_kernel_name_is_404(gateway: Gateway) -> None:
 BAD_BODIES: list[tuple[bytes, set[int]]] = [
     (b"{not json", {400}),
     (b'{"name": "python3"', {400}),
-    (json.dumps({"name": 5}).encode(), {400, 422}),
-    (json.dumps({"env": "x"}).encode(), {400, 422}),
-    (json.dumps({"env": {"KERNEL_A": {"nested": 1}}}).encode(), {400, 422}),
-    (json.dumps({"env": ["KERNEL_A"]}).encode(), {400, 422}),
-    (json.dumps([1, 2]).encode(), {400, 422}),
-    (json.dumps("python3").encode(), {400, 422}),
+    (json.dumps({"name": 5}).encode(), {400}),
+    (json.dumps({"env": "x"}).encode(), {400}),
+    (json.dumps({"env": {"KERNEL_A": {"nested": 1}}}).encode(), {400}),
+    (json.dumps({"env": ["KERNEL_A"]}).encode(), {400}),
+    (json.dumps([1, 2]).encode(), {400}),
+    (json.dumps("python3").encode(), {400}),
 ]
 
 
@@ -187,8 +187,7 @@ async def test_bodies_are_json_whatever_their_content_type(gateway: Gateway) -> 
         response = await gateway.client.post(
             "/api/kernels", content=content, headers={"content-type": "text/plain"}
         )
-        assert response.status_code in (400, 422), response.text
-        assert_error(response, response.status_code)
+        assert_error(response, 400)
 
 
 async def test_empty_body_starts_default_kernel(gateway: Gateway) -> None:

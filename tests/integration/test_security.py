@@ -178,7 +178,8 @@ async def test_preflight_needs_no_token(cors_gateway: Gateway) -> None:
                     "Access-Control-Request-Headers": "authorization,content-type",
                 },
             )
-            assert 200 <= response.status_code < 300, path
+            assert response.status_code == 200, path  # KG's handlers finish() a preflight: 200
+            assert response.content == b""
             for name, value in CORS_HEADERS.items():
                 assert response.headers.get(name) == value
             assert_no_token(response)
@@ -267,6 +268,7 @@ KERNEL_PATHS = {
 
 
 async def test_swagger_documents(gateway: Gateway) -> None:
+    """OpenAPI 3 at /openapi.json; KG's paths carry the kernel API in Swagger 2.0 (test_kg_answers)."""
     openapi = await gateway.client.get("/openapi.json")
     assert openapi.status_code == 200
     document = openapi.json()
@@ -276,12 +278,12 @@ async def test_swagger_documents(gateway: Gateway) -> None:
     as_json = await gateway.client.get("/api/swagger.json")
     assert as_json.status_code == 200
     assert as_json.headers["content-type"].startswith("application/json")
-    assert as_json.json() == document
+    assert set(as_json.json()["paths"]) >= KERNEL_PATHS
 
     as_yaml = await gateway.client.get("/api/swagger.yaml")
     assert as_yaml.status_code == 200
     assert "yaml" in as_yaml.headers["content-type"]
-    assert yaml.safe_load(as_yaml.text) == document
+    assert yaml.safe_load(as_yaml.text) == as_json.json()
     for response in (openapi, as_json, as_yaml):
         assert_no_token(response)
         assert "Traceback" not in response.text
