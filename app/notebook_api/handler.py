@@ -22,7 +22,7 @@ from app.notebook_api.request import request_assignment
 
 log = logging.getLogger(__name__)
 
-TEXT_PLAIN = "text/plain; charset=utf-8"
+TEXT_PLAIN = "text/plain"  # exactly what KG sets (Tornado adds no charset to a set header)
 # Displayed MIME types a response may carry, richest first; text/plain is the fallback.
 RICH_TYPES = (
     "image/png",
