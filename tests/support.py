@@ -23,6 +23,7 @@ import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.config import Settings
+from app.http_protocol import TolerantH11Protocol
 from app.kernels.wire import V1_SUBPROTOCOL, decode_v1, encode_v1
 from app.main import create_app
 
@@ -79,7 +80,12 @@ async def serve(settings: Settings | None = None, **overrides: Any) -> AsyncIter
     settings = settings or Settings(**{"port": free_port(), "replay_seconds": 5.0, **overrides})
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=settings.port, log_level="warning", ws_max_size=10 << 20
+        app,
+        host="127.0.0.1",
+        port=settings.port,
+        log_level="warning",
+        ws_max_size=10 << 20,
+        http=TolerantH11Protocol,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -18,7 +18,7 @@ from app.errors import ExecutionTimeout, GatewayError, KernelUnavailable
 from app.kernels.executor import ExecutionResult
 from app.kernels.pool import KernelPool, Lease
 from app.notebook_api.parsers import Endpoint
-from app.notebook_api.request import request_assignment
+from app.notebook_api.request import code_with_request
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +139,9 @@ async def handle(
     pool: KernelPool, endpoint: Endpoint, request: dict[str, object], accept: str, options: HandlerOptions
 ) -> NotebookResponse:
     """Borrow a kernel, run REQUEST + the endpoint's cells (+ ResponseInfo), build the response."""
-    assignment = request_assignment(options.language, json.dumps(request))
+    code = code_with_request(options.language, json.dumps(request), endpoint.source)
     async with pool.lease(options.timeout) as lease:
-        result = await _run(lease, f"{assignment}\n{endpoint.source}", options)
+        result = await _run(lease, code, options)
         if result.status == "error":
             return error_response(result, accept, options.debug)
         body, content_type = body_of(result)
