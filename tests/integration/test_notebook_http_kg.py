@@ -9,7 +9,6 @@ parameter that is not UTF-8, JSON 405s, and a catch-all `/:name` endpoint that o
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import mimetypes
@@ -19,7 +18,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tests.support import ROOT, Gateway, serve
+from tests.support import ROOT, Gateway, raw_http, serve
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -44,23 +43,6 @@ async def kg(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]
         debug=True,
     ) as gateway:
         yield gateway
-
-
-async def raw_request(gateway: Gateway, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send bytes exactly as written (what curl sends for `?q=☃`, or an unknown method) and read the reply."""
-    port = int(gateway.url.rsplit(":", 1)[1].split("/")[0])
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        reply = await asyncio.wait_for(reader.read(), 60)  # Connection: close ends the reply
-    finally:
-        writer.close()
-        await writer.wait_closed()
-    head, _, body = reply.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-    return int(status_line.split()[1]), headers, body
 
 
 async def test_the_notebook_owns_paths_fastkg_would_otherwise_serve(kg: Gateway) -> None:
@@ -176,19 +158,18 @@ async def test_unknown_and_unserved_methods_are_json_405s(kg: Gateway) -> None:
         if method != "HEAD":
             assert response.json()["reason"] == "Method Not Allowed"
     # A method no HTTP library knows reaches the gateway (uvicorn's default parser refuses it with a 400).
-    status, headers, body = await raw_request(
-        kg, b"FOO /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
+    foo = b"FOO /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    status, headers, body = await raw_http(kg.url, foo)
     assert (status, headers["content-type"]) == (405, "application/json")
     assert json.loads(body)["reason"] == "Method Not Allowed"
 
 
 async def test_raw_utf8_in_the_request_target_is_accepted(kg: Gateway) -> None:
     query = "GET /args?q=\u2603&r=caf\u00e9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-    status, _, body = await raw_request(kg, query)
+    status, _, body = await raw_http(kg.url, query)
     assert (status, json.loads(body)) == (200, {"q": ["\u2603"], "r": ["caf\u00e9"]})
     path = "GET /items/\u2603 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-    status, _, body = await raw_request(kg, path)
+    status, _, body = await raw_http(kg.url, path)
     assert (status, body.decode()) == (200, "\u2603\n")
 
 
