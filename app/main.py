@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.redirect_slashes = False  # trailing slashes are significant, as in KG
     install_error_handlers(app)
     if Personality.NOTEBOOK_HTTP in settings.personalities:
-        _install_notebook_slot(app)
+        _install_notebook_slot(app, settings)
     if Personality.JUPYTER_WEBSOCKET in settings.personalities:
         for router in (api.router, kernels.router, kernelspecs.router, sessions.router, channels.router):
             app.include_router(router, prefix=base)
@@ -77,11 +77,15 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _install_notebook_slot(app: FastAPI) -> None:
+def _token_free_prefixes(settings: Settings) -> tuple[str, ...]:
+    return (f"{settings.base_url}/docs/static/", f"{settings.base_url}/docs/app/")
+
+
+def _install_notebook_slot(app: FastAPI, settings: Settings) -> None:
     """The notebook's router goes first (filled by the lifespan): in notebook-http mode KG serves only
     the notebook, so its paths win over fastkg's own `/docs` and `/openapi.json`, which stay for the
     paths the notebook leaves free. The OpenAPI document lists the notebook's endpoints first."""
-    slot = NotebookSlot()
+    slot = NotebookSlot(settings.token, _token_free_prefixes(settings))
     app.router.routes.insert(0, slot)
     app.state.notebook_slot = slot
 
@@ -110,7 +114,7 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         return settings.max_rest_body if rest else settings.max_request_body
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    public = (f"{settings.base_url}/docs/static/", f"{settings.base_url}/docs/app/")
+    public = _token_free_prefixes(settings)
     app.add_middleware(TokenAuthMiddleware, token=settings.token, public_prefixes=public)
     app.add_middleware(CorsMiddleware, policy=CorsPolicy.from_settings(settings))
     app.add_middleware(StartupErrorMiddleware)

@@ -22,7 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from app.errors import BadRequest
+from app.auth import presented_token, token_matches
+from app.errors import BadRequest, Unauthorized
 from app.etag import with_etag
 from app.notebook_api.parsers import Endpoint
 from app.notebook_api.request import RequestBodyError, build_request
@@ -105,10 +106,16 @@ class NotebookRouter:
 
 
 class NotebookSlot(BaseRoute):
-    """The app's first route: empty until the lifespan gives it the notebook's router."""
+    """The app's first route: empty until the lifespan gives it the notebook's router.
 
-    def __init__(self) -> None:
+    The token middleware lets requests for the Swagger UI assets (`token_free_prefixes`) through without
+    the token; a notebook path there still needs it, so the exemption never reaches notebook code.
+    """
+
+    def __init__(self, token: str | None = None, token_free_prefixes: tuple[str, ...] = ()) -> None:
         self.router: NotebookRouter | None = None
+        self.token = token
+        self.token_free_prefixes = token_free_prefixes
 
     @property
     def documented_routes(self) -> list[APIRoute]:
@@ -124,6 +131,12 @@ class NotebookSlot(BaseRoute):
         return Match.FULL, {**child_scope, _MATCHED: handler}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.token
+            and scope["path"].startswith(self.token_free_prefixes)
+            and not token_matches(self.token, presented_token(scope))
+        ):
+            raise Unauthorized("Unauthorized: a valid token is required")
         await scope[_MATCHED](scope, receive, send)
 
 

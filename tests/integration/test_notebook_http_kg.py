@@ -14,9 +14,13 @@ import json
 import mimetypes
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
+import nbformat
 import pytest
 import pytest_asyncio
+from nbformat.v4 import new_code_cell, new_notebook
 
 from tests.support import ROOT, Gateway, raw_http, serve
 
@@ -191,3 +195,22 @@ async def test_form_with_a_charset_parameter_is_parsed_as_a_form(kg: Gateway) ->
         headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
     )
     assert response.json() == {"a": ["1", "2"], "b": ["caf\u00e9"]}
+
+
+async def test_a_notebook_path_under_the_token_free_docs_assets_still_needs_the_token(
+    tmp_path: Path,
+) -> None:
+    notebook = new_notebook()
+    notebook.metadata = {"kernelspec": {"name": "python3", "language": "python"}}
+    notebook.cells = [new_code_cell("# GET /docs/static/:asset\nprint('notebook code')")]
+    nbformat.write(notebook, str(tmp_path / "assets.ipynb"))
+    token = "assets-token-0123456789"
+    async with serve(api=["notebook-http"], seed_uri=str(tmp_path / "assets.ipynb"), auth_token=token) as gw:
+        async with httpx.AsyncClient(base_url=gw.url) as anonymous:
+            refused = await anonymous.get("/docs/static/swagger-ui.css")
+            assert refused.status_code == 401
+            assert refused.json()["reason"] == "Unauthorized"
+            # The assets the notebook leaves alone stay token-free for Swagger UI's <script> tags.
+            assert (await anonymous.get("/docs/static/swagger-ui-bundle.js/x")).status_code == 404
+        served = await gw.client.get("/docs/static/swagger-ui.css")
+        assert (served.status_code, served.text) == (200, "notebook code\n")
