@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from app import __version__
 from app.config import Settings
 from app.errors import ConfigurationError, GatewayError
+from app.http_protocol import TolerantH11Protocol
 from app.logs import configure_logging
 
 log = logging.getLogger("app.cli")
@@ -102,6 +103,7 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
             ssl.update(ssl_ca_certs=settings.client_ca, ssl_cert_reqs=ssl_module.CERT_REQUIRED)
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
+        http=TolerantH11Protocol,
         log_config=configure_logging(settings.log_level),
         ws_max_size=10 * 1024 * 1024,
         # Kernel output is relayed on loopback or a LAN: compressing every frame costs the gateway far more

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
@@ -19,6 +21,7 @@ from app.error_responses import install_error_handlers
 from app.json_bodies import JsonBodiesMiddleware
 from app.lifespan import StartupErrorMiddleware, build_lifespan
 from app.routers import api, channels, kernels, kernelspecs, sessions
+from app.routers.notebook import NotebookSlot
 
 DOCS_PAGE = """<!doctype html>
 <html lang="en">
@@ -62,9 +65,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.router.redirect_slashes = False  # trailing slashes are significant, as in KG
     install_error_handlers(app)
-    app.include_router(api.router, prefix=base)
+    if Personality.NOTEBOOK_HTTP in settings.personalities:
+        _install_notebook_slot(app, settings)
     if Personality.JUPYTER_WEBSOCKET in settings.personalities:
-        for router in (kernels.router, kernelspecs.router, sessions.router, channels.router):
+        for router in (api.router, kernels.router, kernelspecs.router, sessions.router, channels.router):
             app.include_router(router, prefix=base)
     app.include_router(_docs_router(settings), prefix=base)
     app.mount(f"{base}/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="swagger-static")
@@ -73,16 +77,44 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def _token_free_prefixes(settings: Settings) -> tuple[str, ...]:
+    return (f"{settings.base_url}/docs/static/", f"{settings.base_url}/docs/app/")
+
+
+def _install_notebook_slot(app: FastAPI, settings: Settings) -> None:
+    """The notebook's router goes first (filled by the lifespan): in notebook-http mode KG serves only
+    the notebook, so its paths win over fastkg's own `/docs` and `/openapi.json`, which stay for the
+    paths the notebook leaves free. The OpenAPI document lists the notebook's endpoints first."""
+    slot = NotebookSlot(settings.token, _token_free_prefixes(settings))
+    app.router.routes.insert(0, slot)
+    app.state.notebook_slot = slot
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                routes=[*slot.documented_routes, *app.routes],
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
     """CORS outermost (so 401s and 413s carry its headers), then token auth, then body limits."""
     api_prefix = f"{settings.base_url}/api/"
-    app.add_middleware(JsonBodiesMiddleware, prefixes=(f"{api_prefix}kernels", f"{api_prefix}sessions"))
+    kernel_api = Personality.JUPYTER_WEBSOCKET in settings.personalities  # else /api/ is the notebook's
+    if kernel_api:
+        app.add_middleware(JsonBodiesMiddleware, prefixes=(f"{api_prefix}kernels", f"{api_prefix}sessions"))
 
     def limit_for(path: str) -> int:
-        return settings.max_rest_body if path.startswith(api_prefix) else settings.max_request_body
+        rest = kernel_api and path.startswith(api_prefix)
+        return settings.max_rest_body if rest else settings.max_request_body
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    public = (f"{settings.base_url}/docs/static/", f"{settings.base_url}/docs/app/")
+    public = _token_free_prefixes(settings)
     app.add_middleware(TokenAuthMiddleware, token=settings.token, public_prefixes=public)
     app.add_middleware(CorsMiddleware, policy=CorsPolicy.from_settings(settings))
     app.add_middleware(StartupErrorMiddleware)

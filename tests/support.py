@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.config import Settings
+from app.http_protocol import TolerantH11Protocol
 from app.kernels.wire import V1_SUBPROTOCOL, decode_v1, encode_v1
 from app.main import create_app
 
@@ -79,7 +81,12 @@ async def serve(settings: Settings | None = None, **overrides: Any) -> AsyncIter
     settings = settings or Settings(**{"port": free_port(), "replay_seconds": 5.0, **overrides})
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=settings.port, log_level="warning", ws_max_size=10 << 20
+        app,
+        host="127.0.0.1",
+        port=settings.port,
+        log_level="warning",
+        ws_max_size=10 << 20,
+        http=TolerantH11Protocol,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -123,6 +130,24 @@ def fastkg_process(env: dict[str, str], tmp_path: Path, args: list[str] | None =
         yield Gateway(base, token, client, process=process, log_path=log_path)
     finally:
         stop_process(process)
+
+
+async def raw_http(url: str, request: bytes, limit: float = 60) -> tuple[int, dict[str, str], bytes]:
+    """Send `request` exactly as written to the server of `url` (end it with `Connection: close`) and
+    return the reply's status, headers (lower-case names) and body: for what HTTP clients refuse to send."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        reply = await asyncio.wait_for(reader.read(), limit)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
 
 
 def wait_http(base: str, process: subprocess.Popen[bytes], log_path: Path, limit: float = 90) -> None:

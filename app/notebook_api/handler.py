@@ -18,11 +18,11 @@ from app.errors import ExecutionTimeout, GatewayError, KernelUnavailable
 from app.kernels.executor import ExecutionResult
 from app.kernels.pool import KernelPool, Lease
 from app.notebook_api.parsers import Endpoint
-from app.notebook_api.request import request_assignment
+from app.notebook_api.request import code_with_request
 
 log = logging.getLogger(__name__)
 
-TEXT_PLAIN = "text/plain; charset=utf-8"
+TEXT_PLAIN = "text/plain"  # exactly what KG sets (Tornado adds no charset to a set header)
 # Displayed MIME types a response may carry, richest first; text/plain is the fallback.
 RICH_TYPES = (
     "image/png",
@@ -139,9 +139,9 @@ async def handle(
     pool: KernelPool, endpoint: Endpoint, request: dict[str, object], accept: str, options: HandlerOptions
 ) -> NotebookResponse:
     """Borrow a kernel, run REQUEST + the endpoint's cells (+ ResponseInfo), build the response."""
-    assignment = request_assignment(options.language, json.dumps(request))
+    code = code_with_request(options.language, json.dumps(request), endpoint.source)
     async with pool.lease(options.timeout) as lease:
-        result = await _run(lease, f"{assignment}\n{endpoint.source}", options)
+        result = await _run(lease, code, options)
         if result.status == "error":
             return error_response(result, accept, options.debug)
         body, content_type = body_of(result)

@@ -81,7 +81,7 @@ def request_assignment(language: str, request_json: str) -> str:
     content from ever being read as code, the text is first reduced to printable ASCII (re-encoding
     the JSON if needed) and put in a literal with no interpolation: single quotes for Perl, shells,
     Ruby and PowerShell, a JSON string (`\\$` / `\\#` escaped where those interpolate) elsewhere.
-    The statement may be sent alone (as KG does) or followed by a newline and the endpoint's code.
+    The statement may be sent alone (as KG does) or put before an endpoint's code (`code_with_request`).
     """
     text = _safe_json_text(request_json)
     name = language.strip().lower()
@@ -99,6 +99,18 @@ def request_assignment(language: str, request_json: str) -> str:
     elif name in _HASH_INTERPOLATING:
         literal = literal.replace("#", "\\#")
     return f"REQUEST = {literal}" + (";" if name in _SEMICOLON else "")
+
+
+def code_with_request(language: str, request_json: str, source: str) -> str:
+    """An endpoint's code with the `REQUEST` assignment in front, in one execution, on the same line.
+
+    KG runs the assignment as a separate execution; one execution saves a round trip per request. So that
+    line numbers in tracebacks stay the cell's own, the statement shares the first line, which is always
+    the cell's annotation comment (`# GET /x`, `// operationId: x`): `REQUEST = "..."; # GET /x`. Every
+    kernel language takes `statement; comment` (Python, shells, Perl, R, Scala, Ruby, Julia, JS ...).
+    """
+    assignment = request_assignment(language, request_json)
+    return f"{assignment}{' ' if assignment.endswith(';') else '; '}{source}"
 
 
 def _safe_json_text(request_json: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +58,7 @@ class NotebookService:
         self.parsed = parsed
         self.pool = pool
         self.options = options
+        self.loaded_at = time.time()
         self._handler_options = HandlerOptions(notebook.language, options.timeout, options.debug)
 
     @classmethod
@@ -86,6 +89,10 @@ class NotebookService:
 
     def swagger(self, base_path: str = "") -> dict[str, Any]:
         return swagger_document(self.name, self.endpoints, base_path=base_path, document=self.parsed.swagger)
+
+    def swagger_json(self, base_path: str = "") -> str:
+        """The Swagger document as KG writes it (`json.dumps` with its default separators)."""
+        return json.dumps(self.swagger(base_path))
 
     async def call(self, endpoint: Endpoint, request: dict[str, object], accept: str) -> NotebookResponse:
         return await handle(self.pool, endpoint, request, accept, self._handler_options)

@@ -1,25 +1,34 @@
-"""The HTTP edge of a notebook API: one FastAPI route per endpoint (documented in OpenAPI), KG's
-`/_api/spec/swagger.json` and `/_api/source`, and `/public/` static files."""
+"""The HTTP edge of a notebook API, as one router: KG's `/_api/source` and `/public/` files, one FastAPI
+route per endpoint (documented in OpenAPI), and KG's `/_api/spec/swagger.json`, in KG's order.
+
+The app holds a NotebookSlot as its first route (create_app puts it there); the lifespan fills it with
+the notebook's router, so the notebook's paths win over fastkg's own extras (`/docs`, `/openapi.json`),
+as KG serves nothing else in notebook-http mode, and nothing is added to the app after create_app.
+"""
 
 from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path as FilePath
 from typing import Annotated, Any
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Path, Request, Response
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
-from starlette.types import Scope
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Receive, Scope, Send
 
-from app.errors import BadRequest
-from app.notebook_api.parsers import VERBS, Endpoint
+from app.auth import presented_token, token_matches
+from app.errors import BadRequest, Unauthorized
+from app.etag import with_etag
+from app.notebook_api.parsers import Endpoint
 from app.notebook_api.request import RequestBodyError, build_request
 from app.notebook_api.service import NotebookService
+from app.routers.files import FileContent, content_type, file_response, read_public_file
 
 BODY_VERBS = {"POST", "PUT", "PATCH", "DELETE"}
 REQUEST_BODY = {
@@ -36,11 +45,15 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     "500": {"description": "The cell raised an error"},
     "504": {"description": "The cell did not finish in time"},
 }
+_BAD_PARAMETER = "fastkg.bad_path_parameter"
+_MATCHED = "fastkg.notebook_route"
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class NotebookRoute(APIRoute):
     """Matches the still percent-encoded path, as Tornado (KG) does, then decodes parameter values:
-    `/items/a%2Fb` is `/items/:id` with id `a/b`, not a two-segment path."""
+    `/items/a%2Fb` is `/items/:id` with id `a/b`, not a two-segment path. A value that is not UTF-8
+    is KG's 400 `Invalid unicode in <name>: <bytes>` (raised by the endpoint, not the matcher)."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         raw_path = scope.get("raw_path")
@@ -48,9 +61,90 @@ class NotebookRoute(APIRoute):
             return super().matches(scope)
         match, child_scope = super().matches({**scope, "path": raw_path.decode("latin-1")})
         if match is not Match.NONE:
-            params = child_scope.get("path_params", {})
-            child_scope["path_params"] = {k: unquote(v, errors="replace") for k, v in params.items()}
+            decoded: dict[str, str] = {}
+            for name, value in child_scope.get("path_params", {}).items():
+                raw = unquote_to_bytes(value)
+                try:
+                    decoded[name] = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    decoded[name] = ""
+                    child_scope.setdefault(_BAD_PARAMETER, (name, raw))
+            child_scope["path_params"] = decoded
         return match, child_scope
+
+
+@dataclass(frozen=True)
+class PathGroup:
+    """The routes of one path: the first group whose path matches a request owns it (KG's handlers)."""
+
+    routes: Sequence[BaseRoute]
+    methods: Sequence[str]
+
+
+class NotebookRouter:
+    """A notebook's routes in KG's order; a known path with another method is a JSON 405."""
+
+    def __init__(self, groups: Sequence[PathGroup]) -> None:
+        self.groups = groups
+
+    @property
+    def documented_routes(self) -> list[APIRoute]:
+        routes = (route for group in self.groups for route in group.routes)
+        return [route for route in routes if isinstance(route, APIRoute) and route.include_in_schema]
+
+    def match(self, scope: Scope) -> tuple[Handler, Scope] | None:
+        for group in self.groups:
+            partial = False
+            for route in group.routes:
+                found, child_scope = route.matches(scope)
+                if found is Match.FULL:
+                    return route.handle, child_scope
+                partial = partial or found is Match.PARTIAL
+            if partial:
+                return _method_not_allowed(group.methods), {}
+        return None
+
+
+class NotebookSlot(BaseRoute):
+    """The app's first route: empty until the lifespan gives it the notebook's router.
+
+    The token middleware lets requests for the Swagger UI assets (`token_free_prefixes`) through without
+    the token; a notebook path there still needs it, so the exemption never reaches notebook code.
+    """
+
+    def __init__(self, token: str | None = None, token_free_prefixes: tuple[str, ...] = ()) -> None:
+        self.router: NotebookRouter | None = None
+        self.token = token
+        self.token_free_prefixes = token_free_prefixes
+
+    @property
+    def documented_routes(self) -> list[APIRoute]:
+        return self.router.documented_routes if self.router else []
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if self.router is None or scope["type"] != "http":
+            return Match.NONE, {}
+        found = self.router.match(scope)
+        if found is None:
+            return Match.NONE, {}
+        handler, child_scope = found
+        return Match.FULL, {**child_scope, _MATCHED: handler}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.token
+            and scope["path"].startswith(self.token_free_prefixes)
+            and not token_matches(self.token, presented_token(scope))
+        ):
+            raise Unauthorized("Unauthorized: a valid token is required")
+        await scope[_MATCHED](scope, receive, send)
+
+
+def _method_not_allowed(allowed: Sequence[str]) -> Handler:
+    async def method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None:
+        raise StarletteHTTPException(405, headers={"Allow": ", ".join(allowed)})
+
+    return method_not_allowed
 
 
 def _safe_names(endpoint: Endpoint) -> tuple[str, dict[str, str]]:
@@ -71,6 +165,10 @@ def _operation_id(service: NotebookService, endpoint: Endpoint) -> str:
 
 def _route_function(service: NotebookService, endpoint: Endpoint, names: dict[str, str]) -> Any:
     async def run_cell(request: Request, **_: str) -> Response:
+        bad = request.scope.get(_BAD_PARAMETER)
+        if bad is not None:
+            name, raw = bad
+            raise BadRequest(f"Invalid unicode in {names.get(name, name)}: {raw[:40]!r}")
         params = {names.get(k, k): str(v) for k, v in request.path_params.items()}
         try:
             payload = build_request(
@@ -83,7 +181,8 @@ def _route_function(service: NotebookService, endpoint: Endpoint, names: dict[st
         except RequestBodyError as exc:
             raise BadRequest(str(exc)) from None
         result = await service.call(endpoint, payload, request.headers.get("accept", ""))
-        return Response(result.body, status_code=result.status, headers=result.headers)
+        response = Response(result.body, status_code=result.status, headers=result.headers)
+        return with_etag(response, request.method, request.headers)
 
     parameters = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
     parameters += [
@@ -96,64 +195,75 @@ def _route_function(service: NotebookService, endpoint: Endpoint, names: dict[st
     return run_cell
 
 
-def _method_not_allowed(allowed: list[str]) -> Any:
-    async def method_not_allowed() -> Response:
-        raise StarletteHTTPException(405, headers={"Allow": ", ".join(allowed)})
+def _endpoint_route(service: NotebookService, endpoint: Endpoint, base_url: str) -> APIRoute:
+    template, names = _safe_names(endpoint)
+    return NotebookRoute(
+        f"{base_url}{template}",
+        _route_function(service, endpoint, names),
+        methods=[endpoint.verb],
+        tags=[service.name],
+        operation_id=_operation_id(service, endpoint),
+        summary=endpoint.summary or f"{endpoint.verb} {endpoint.path}",
+        description=endpoint.description
+        or f"Runs the notebook cell annotated `{endpoint.verb} {endpoint.path}`.",
+        response_class=Response,
+        responses=RESPONSES,
+        openapi_extra={"requestBody": REQUEST_BODY} if endpoint.verb in BODY_VERBS else None,
+    )
 
-    return method_not_allowed
+
+def _file_group(path: str, endpoint: Callable[[Request], Awaitable[Response]], tag: str) -> PathGroup:
+    """GET (documented) and HEAD of a file, as Tornado's StaticFileHandler serves it."""
+    get = APIRoute(path, endpoint, methods=["GET"], tags=[tag], response_class=Response)
+    head = Route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+    return PathGroup([get, head], ["GET", "HEAD"])
+
+
+def notebook_router(service: NotebookService, base_url: str) -> NotebookRouter:
+    """KG's order: the notebook download and the static files, the endpoints (fixed paths before
+    parameterised ones), then the spec; a `# GET /:a/:b/:c` cell therefore hides the spec, as in KG."""
+    groups: list[PathGroup] = []
+    if service.options.allow_download:
+        source = FileContent(
+            service.notebook.raw, int(service.loaded_at), content_type(f"{service.name}.ipynb")
+        )
+
+        async def get_notebook_source(request: Request) -> Response:
+            """The notebook behind this API (KG_ALLOW_NOTEBOOK_DOWNLOAD)."""
+            return file_response(source, request.headers, request.method)
+
+        groups.append(_file_group(f"{base_url}/_api/source", get_notebook_source, service.name))
+    if service.options.static_path:
+        root = FilePath(service.options.static_path)
+
+        async def get_public_file(request: Request) -> Response:
+            content = await read_public_file(root, request.path_params["path"])
+            return file_response(content, request.headers, request.method)
+
+        public = Route(f"{base_url}/public/{{path:path}}", get_public_file, methods=["GET"])
+        groups.append(PathGroup([public], ["GET", "HEAD"]))
+    for path, verbs in service.parsed.paths.items():
+        endpoints = [e for e in service.endpoints if e.path == path]
+        groups.append(PathGroup([_endpoint_route(service, e, base_url) for e in endpoints], verbs))
+
+    async def get_swagger_spec(request: Request) -> Response:
+        """KG's Swagger 2.0 document of this notebook's API."""
+        response = Response(service.swagger_json(base_url), media_type="application/json")
+        return with_etag(response, request.method, request.headers)
+
+    spec = APIRoute(
+        f"{base_url}/_api/spec/swagger.json",
+        get_swagger_spec,
+        methods=["GET"],
+        tags=[service.name],
+        response_class=Response,
+    )
+    groups.append(PathGroup([spec], ["GET"]))
+    return NotebookRouter(groups)
 
 
 def mount_notebook_api(app: FastAPI, service: NotebookService, base_url: str) -> None:
-    """Add the notebook's routes (KG's order: fixed paths before parameterised ones).
-
-    As in KG (one Tornado handler per path), the first path that matches a request owns it: each
-    path's verbs are followed by a hidden route answering 405 for its other verbs, so a later
-    parameterised path (`/items/:id`) never serves a verb that a fixed path (`/items/new`) lacks.
-    """
-
-    # KG registers the notebook download and the static files before the endpoints, the spec after them.
-    async def get_notebook_source() -> Response:
-        return Response(service.notebook.raw, media_type="application/json")
-
-    if service.options.allow_download:
-        app.add_api_route(
-            f"{base_url}/_api/source", get_notebook_source, methods=["GET"], tags=[service.name]
-        )
-    if service.options.static_path:
-        app.mount(f"{base_url}/public", StaticFiles(directory=service.options.static_path), name="public")
-    endpoints = service.endpoints
-    for index, endpoint in enumerate(endpoints):
-        template, names = _safe_names(endpoint)
-        app.router.add_api_route(
-            f"{base_url}{template}",
-            _route_function(service, endpoint, names),
-            route_class_override=NotebookRoute,
-            methods=[endpoint.verb],
-            tags=[service.name],
-            operation_id=_operation_id(service, endpoint),
-            summary=endpoint.summary or f"{endpoint.verb} {endpoint.path}",
-            description=endpoint.description
-            or f"Runs the notebook cell annotated `{endpoint.verb} {endpoint.path}`.",
-            response_class=Response,
-            responses=RESPONSES,
-            openapi_extra={"requestBody": REQUEST_BODY} if endpoint.verb in BODY_VERBS else None,
-        )
-        last_of_path = index + 1 == len(endpoints) or endpoints[index + 1].path != endpoint.path
-        served = service.parsed.paths[endpoint.path]
-        others = [verb for verb in (*VERBS, "HEAD") if verb not in served]
-        if last_of_path and others:
-            app.router.add_api_route(
-                f"{base_url}{template}",
-                _method_not_allowed(served),
-                route_class_override=NotebookRoute,
-                methods=others,
-                include_in_schema=False,
-            )
-
-    async def get_swagger_spec() -> JSONResponse:
-        return JSONResponse(service.swagger(base_url))
-
-    app.add_api_route(
-        f"{base_url}/_api/spec/swagger.json", get_swagger_spec, methods=["GET"], tags=[service.name]
-    )
+    """Fill the app's notebook slot (see create_app) with the notebook's router."""
+    slot: NotebookSlot = app.state.notebook_slot
+    slot.router = notebook_router(service, base_url)
     app.openapi_schema = None

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from tests.support import ROOT, fastkg_process, free_port
+from tests.support import ROOT, fastkg_process, free_port, raw_http
 
 TOKEN = "bb-notebook-token-0123456789"
 
@@ -203,3 +203,19 @@ def test_failing_startup_cell_is_refused(tmp_path: Path) -> None:
     )
     result = run_fastkg({"KG_API": "notebook-http", "KG_SEED_URI": str(notebook), "KG_PRESPAWN_COUNT": "2"})
     assert_refused(result, ["could not start", "RuntimeError: startup broke"])
+
+
+async def test_the_command_takes_request_lines_tornado_takes(tmp_path: Path) -> None:
+    """The CLI's HTTP parser: an unknown method is KG's JSON 405 (not a plain-text 400), and raw UTF-8
+    in the request target, as curl sends `?q=☃`, is accepted."""
+    env = {"KG_API": "notebook-http", "KG_SEED_URI": str(ROOT / "tests" / "notebooks" / "kg_compat.ipynb")}
+    with fastkg_process(clean_env(**env), tmp_path) as gw:
+        async with gw.client:
+            foo = b"FOO /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            status, headers, body = await raw_http(gw.url, foo)
+            assert (status, headers["content-type"]) == (405, "application/json")
+            assert json.loads(body)["reason"] == "Method Not Allowed"
+            snowman = "GET /args?q=\u2603 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            status, headers, body = await raw_http(gw.url, snowman)
+            assert (status, json.loads(body)) == (200, {"q": ["\u2603"]})
+            assert headers["content-type"] == "text/plain"

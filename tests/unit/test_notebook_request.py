@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from app.notebook_api.request import RequestBodyError, build_request, parse_body, request_assignment
+from app.notebook_api.request import (
+    RequestBodyError,
+    build_request,
+    code_with_request,
+    parse_body,
+    request_assignment,
+)
 
 
 def _multipart(data: dict[str, Any], files: Any = None) -> tuple[bytes, str]:
@@ -193,3 +200,46 @@ def test_non_ascii_json_is_reencoded_before_quoting() -> None:
 )
 def test_language_forms(language: str, expected: str) -> None:
     assert request_assignment(language, json.dumps({"a": "$x #{y} \" '"})) == expected
+
+
+# An endpoint cell: annotation on line 1, the line number printed from line 3.
+LINE_PROBES = {
+    "python": "# GET /x\nimport inspect\nprint(inspect.currentframe().f_lineno, end='')",
+    "bash": '# GET /x\n:\nprintf %s "$LINENO"',
+    "perl": "# GET /x\n1;\nprint __LINE__;",
+}
+
+
+@pytest.mark.parametrize("language", sorted(LINE_PROBES))
+def test_code_with_request_keeps_the_cells_line_numbers(language: str, tmp_path: Path) -> None:
+    request_json = _request_json("$x; #{y} '\" \n")
+    code = code_with_request(language, request_json, LINE_PROBES[language])
+    assert code.count("\n") == LINE_PROBES[language].count("\n")  # nothing added before line 1
+    argv = {
+        "python": [sys.executable, "-c", code],
+        "bash": ["bash", "-c", code],
+        "perl": ["perl", "-e", code],
+    }
+    assert _run(argv[language], tmp_path) == "3"
+
+
+def test_code_with_request_assigns_request_in_python() -> None:
+    request_json = _request_json("x")
+    namespace: dict[str, object] = {}
+    exec(code_with_request("python", request_json, "# GET /x\nSEEN = REQUEST"), namespace)
+    assert namespace["SEEN"] == request_json
+
+
+@pytest.mark.parametrize(
+    ("language", "first_line"),
+    [
+        ("R", 'REQUEST = "{}"; # GET /x'),
+        ("scala", 'REQUEST = "{}"; // GET /x'),
+        ("perl", "my $REQUEST = '{}'; # GET /x"),
+        ("javascript", 'REQUEST = "{}"; // GET /x'),
+    ],
+)
+def test_code_with_request_shares_the_annotation_line(language: str, first_line: str) -> None:
+    annotation = first_line.rpartition("; ")[2]
+    code = code_with_request(language, "{}", f"{annotation}\nbody")
+    assert code.split("\n") == [first_line, "body"]
