@@ -23,7 +23,7 @@ def _json(status: int, message: str, headers: dict[str, str] | None = None) -> J
 
 async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
-    return _json(exc.status, exc.message)
+    return _json(exc.status, exc.message, exc.headers)
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")

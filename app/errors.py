@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from http import HTTPStatus
 
 
@@ -10,9 +11,10 @@ class GatewayError(Exception):
 
     status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers
 
     @property
     def reason(self) -> str:
@@ -51,7 +53,12 @@ class SessionNotFound(NotFound):
 
 
 class MethodNotAllowed(GatewayError):
+    """A known path asked with a method it does not serve; `allowed` is exactly what the path serves."""
+
     status = HTTPStatus.METHOD_NOT_ALLOWED
+
+    def __init__(self, message: str = "Method Not Allowed", allowed: Sequence[str] = ()) -> None:
+        super().__init__(message, {"Allow": ", ".join(allowed)} if allowed else None)
 
 
 class Conflict(GatewayError):

@@ -18,12 +18,11 @@ from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Path, Request, Response
 from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 from app.auth import presented_token, token_matches
-from app.errors import BadRequest, Unauthorized
+from app.errors import BadRequest, MethodNotAllowed, Unauthorized
 from app.etag import with_etag
 from app.notebook_api.parsers import Endpoint
 from app.notebook_api.request import RequestBodyError, build_request
@@ -142,7 +141,7 @@ class NotebookSlot(BaseRoute):
 
 def _method_not_allowed(allowed: Sequence[str]) -> Handler:
     async def method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None:
-        raise StarletteHTTPException(405, headers={"Allow": ", ".join(allowed)})
+        raise MethodNotAllowed(allowed=allowed)
 
     return method_not_allowed
 
