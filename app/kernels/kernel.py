@@ -58,6 +58,8 @@ class Kernel:
         self._listeners: list[IOPubListener] = []
         self._iopub: Channel | None = None
         self._executor: Executor | None = None
+        # held by restart, interrupt and shutdown, so that one kernel's lifecycle steps never overlap
+        self.lock = asyncio.Lock()
         self.hub = ChannelHub(self, replay_seconds=replay_seconds)
         self.add_listener(self.hub)
 
