@@ -74,7 +74,9 @@ class KernelService:
         self._disposals: set[asyncio.Task[Any]] = set()
         self._config = Config(
             {
-                "KernelRestarter": {"time_to_dead": policy.restart_poll},
+                # A kernel that died is restarted on the same ports, which every socket the gateway
+                # holds to it reconnects to (jupyter_client would pick new ones, unknown to them).
+                "KernelRestarter": {"time_to_dead": policy.restart_poll, "random_ports_until_alive": False},
                 "KernelManager": {"shutdown_wait_time": policy.shutdown_wait},
             }
         )
@@ -221,6 +223,7 @@ class KernelService:
         # afresh, with new ports, instead of being restarted on the same ones.
         manager.autorestart = True
         manager.start_restarter()
+        kernel.watch_restarts()
         kernel.execution_state = "idle"
         return kernel
 
