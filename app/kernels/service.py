@@ -211,6 +211,12 @@ class KernelService:
             await manager.start_kernel(env=kernel_env)
             kernel.open()
             await kernel.executor.wait_ready(self.policy.start_timeout)
+            # Only now restart a kernel that dies: one that dies before it answers (it could not bind a
+            # port) is started afresh on new ports instead of being restarted on the same ones. From here
+            # on, a kernel dying while seeded is reported by the restarter, failing the seed at once.
+            manager.autorestart = True
+            manager.start_restarter()
+            kernel.watch_restarts()
             if self.seed is not None and self.seed.applies_to(kernel_name):
                 await self.seed.run(kernel.executor, self.policy.start_timeout)
         except BaseException as exc:
@@ -219,11 +225,6 @@ class KernelService:
                 raise
             log.exception("kernel %s failed to start", kernel_name)
             raise KernelStartFailed(f"Kernel {kernel_name} failed to start") from None
-        # Restart a dead kernel only once it has started: a kernel that dies while starting is started
-        # afresh, with new ports, instead of being restarted on the same ones.
-        manager.autorestart = True
-        manager.start_restarter()
-        kernel.watch_restarts()
         kernel.execution_state = "idle"
         return kernel
 

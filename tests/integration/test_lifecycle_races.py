@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
-from app.errors import KernelUnavailable
+from app.errors import KernelStartFailed, KernelUnavailable
 from app.kernels.seed import Seed
 from app.kernels.service import KernelPolicy, KernelService
 from tests.processes import children, kill_leftovers, wait_gone
@@ -255,3 +256,19 @@ async def test_kernelspecs_are_read_off_the_event_loop() -> None:
     assert specs.readers, "no kernelspec was read"
     loop_thread = threading.current_thread()
     assert all(reader is not loop_thread for reader in specs.readers)
+
+
+async def test_a_kernel_dying_while_seeded_fails_the_start_at_once() -> None:
+    baseline = children(os.getpid())
+    fatal = Seed("python3", ("import os; os._exit(1)",))
+    try:
+        async with service(seed=fatal) as kernels:
+            started = time.monotonic()
+            with pytest.raises(KernelStartFailed):
+                await kernels.start()
+            assert time.monotonic() - started < 30, "the start waited for its deadline (90 s)"
+            assert len(kernels) == 0
+            survivors = await asyncio.to_thread(wait_gone, new_children(baseline), 15)
+            assert not survivors, "a kernel process outlived the failed start"
+    finally:
+        kill_leftovers(new_children(baseline))
