@@ -108,7 +108,10 @@ def find_personalities(settings: Settings) -> list[PersonalityFactory]:
 def create_personalities(settings: Settings, gateway: GatewayServices) -> list[PluginPersonality]:
     personalities = []
     for name, factory in zip(settings.plugin_apis, find_personalities(settings), strict=True):
-        personality = factory(gateway)
+        try:
+            personality = factory(gateway)
+        except Exception as exc:
+            raise ConfigurationError(f"API plug-in {name!r} (KG_API) failed to initialise: {exc!r}") from None
         if not isinstance(personality, PluginPersonality):
             raise ConfigurationError(f"API plug-in {name!r} (KG_API) returned no create_router()")
         personalities.append(personality)
