@@ -6,6 +6,7 @@ CLI flags (passed as init arguments) > environment > defaults, as in Kernel Gate
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -35,6 +36,15 @@ _PERSONALITY_NAMES = {
     "notebook-http": Personality.NOTEBOOK_HTTP,
     "kernel_gateway.notebook_http": Personality.NOTEBOOK_HTTP,
 }
+
+_BUILT_IN = {p.value for p in Personality}
+_PLUGIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*([.-][A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _is_plugin_name(name: str) -> bool:
+    # KG's own modules are not plug-ins fastkg can load: an unknown kernel_gateway.* name is a typo
+    return not name.startswith("kernel_gateway.") and _PLUGIN_NAME.fullmatch(name) is not None
+
 
 _CELL_PARSER_NAMES = {
     "kernel_gateway.notebook_http.cell.parser": CellParser.ANNOTATIONS,
@@ -143,14 +153,16 @@ class Settings(BaseSettings):
     @field_validator("api")
     @classmethod
     def _known_personalities(cls, value: list[str]) -> list[str]:
+        """Built-in names are made canonical; any other name is a plug-in, found when the gateway starts."""
         resolved: list[str] = []
         for name in value or [Personality.JUPYTER_WEBSOCKET.value]:
             personality = _PERSONALITY_NAMES.get(name)
-            if personality is None:
+            if personality is None and not _is_plugin_name(name):
                 known = ", ".join(sorted(_PERSONALITY_NAMES))
-                raise ValueError(f"unknown API {name!r}; known: {known}")
-            if personality.value not in resolved:
-                resolved.append(personality.value)
+                raise ValueError(f"unknown API {name!r}; known: {known}, or a plug-in module or entry point")
+            canonical = personality.value if personality else name
+            if canonical not in resolved:
+                resolved.append(canonical)
         return resolved
 
     @field_validator("cell_parser")
@@ -182,7 +194,13 @@ class Settings(BaseSettings):
 
     @property
     def personalities(self) -> list[Personality]:
-        return [Personality(name) for name in self.api]
+        """The built-in APIs to serve."""
+        return [Personality(name) for name in self.api if name in _BUILT_IN]
+
+    @property
+    def plugin_apis(self) -> list[str]:
+        """Plug-in personalities to serve: entry-point names (group fastkg.personalities) or module names."""
+        return [name for name in self.api if name not in _BUILT_IN]
 
     @property
     def token(self) -> str | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from app.kernels.sessions import SessionStore
 from app.notebook_api.loader import LoadedNotebook, load_notebook
 from app.notebook_api.parsers import NotebookError, ParsedNotebook
 from app.notebook_api.service import NotebookOptions, NotebookService, parse_notebook
+from app.plugins import GatewayServices, PluginPersonality, find_personalities, seed_filter, shut_down
 from app.routers.notebook import mount_notebook_api
 
 log = logging.getLogger(__name__)
@@ -46,10 +48,10 @@ class SeedNotebook:
     kernel_name: str
     parsed: ParsedNotebook | None
 
-    @property
-    def seed(self) -> Seed:
+    def seed(self, accept: Callable[[str], bool]) -> Seed:
+        """The cells run on every new kernel: those the plug-ins accept (KG's should_seed_cell)."""
         sources = self.parsed.startup_sources if self.parsed else self.notebook.code_sources()
-        return Seed(self.kernel_name, tuple(sources))
+        return Seed(self.kernel_name, tuple(source for source in sources if accept(source)))
 
 
 async def load_seed_notebook(settings: Settings, specs: KernelSpecManager) -> SeedNotebook | None:
@@ -66,7 +68,7 @@ async def load_seed_notebook(settings: Settings, specs: KernelSpecManager) -> Se
     kernel_name = settings.force_kernel_name or notebook.kernel_name or settings.default_kernel_name
     kernel_name = kernel_name or NATIVE_KERNEL_NAME
     try:
-        specs.get_kernel_spec(kernel_name)
+        await asyncio.to_thread(specs.get_kernel_spec, kernel_name)
     except (NoSuchKernel, ValueError, OSError):
         raise ConfigurationError(
             f"the notebook needs kernelspec {kernel_name!r}, which is not installed"
@@ -76,16 +78,21 @@ async def load_seed_notebook(settings: Settings, specs: KernelSpecManager) -> Se
 
 async def check_configuration(settings: Settings, specs: KernelSpecManager) -> None:
     """Raise ConfigurationError for settings the gateway cannot start with."""
+    find_personalities(settings)
     await load_seed_notebook(settings, specs)
 
 
-def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def build_lifespan(
+    settings: Settings, gateway: GatewayServices, plugins: Sequence[PluginPersonality] = ()
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         specs = KernelSpecManager()
         seed_notebook = await load_seed_notebook(settings, specs)
-        kernels = KernelService(kernel_policy(settings), specs, seed_notebook.seed if seed_notebook else None)
+        seed = seed_notebook.seed(seed_filter(list(plugins))) if seed_notebook else None
+        kernels = KernelService(kernel_policy(settings), specs, seed)
         app.state.kernels = kernels
+        gateway.attach(kernels)
         app.state.sessions = SessionStore(kernels)
         notebook: NotebookService | None = None
         try:
@@ -106,6 +113,7 @@ def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncConte
             yield
         finally:
             log.info("shutting down %d kernels", len(kernels))
+            await shut_down(list(plugins))
             if notebook is not None:
                 await notebook.close()
             await kernels.close()

@@ -20,6 +20,7 @@ from app.cors import CorsMiddleware, CorsPolicy
 from app.error_responses import install_error_handlers
 from app.json_bodies import JsonBodiesMiddleware
 from app.lifespan import StartupErrorMiddleware, build_lifespan
+from app.plugins import GatewayServices, create_personalities
 from app.routers import api, channels, kernels, kernelspecs, sessions
 from app.routers.notebook import NotebookSlot
 
@@ -53,6 +54,8 @@ def _docs_router(settings: Settings) -> APIRouter:
 def create_app(settings: Settings) -> FastAPI:
     """Build a gateway for these settings. Safe to call more than once in a process."""
     base = settings.base_url
+    gateway = GatewayServices(settings)
+    plugins = create_personalities(settings, gateway)  # ConfigurationError for an unknown KG_API name
     app = FastAPI(
         title="fastkg",
         version=__version__,
@@ -60,9 +63,10 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=f"{base}/openapi.json",
-        lifespan=build_lifespan(settings),
+        lifespan=build_lifespan(settings, gateway, plugins),
     )
     app.state.settings = settings
+    app.state.gateway = gateway
     app.router.redirect_slashes = False  # trailing slashes are significant, as in KG
     install_error_handlers(app)
     if Personality.NOTEBOOK_HTTP in settings.personalities:
@@ -70,6 +74,8 @@ def create_app(settings: Settings) -> FastAPI:
     if Personality.JUPYTER_WEBSOCKET in settings.personalities:
         for router in (api.router, kernels.router, kernelspecs.router, sessions.router, channels.router):
             app.include_router(router, prefix=base)
+    for plugin in plugins:
+        app.include_router(plugin.create_router(), prefix=base)
     app.include_router(_docs_router(settings), prefix=base)
     app.mount(f"{base}/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="swagger-static")
     app.mount(f"{base}/docs/app", StaticFiles(directory=Path(__file__).parent / "static"), name="docs-app")

@@ -70,6 +70,18 @@ async def _within(future: asyncio.Future[Any], seconds: float) -> bool:
     return True
 
 
+class KernelExitedEarly(KernelUnavailable):
+    """The kernel process ended before it ever answered: worth starting afresh (e.g. its port was taken)."""
+
+
+def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
+    """Fail a future and mark its exception as seen: a request waiting on its reply never awaits its
+    idle status, and asyncio would otherwise log "exception was never retrieved" when it is collected."""
+    if not future.done():
+        future.set_exception(error)
+        future.exception()
+
+
 class _Pending:
     __slots__ = ("idle", "reply", "result")
 
@@ -114,8 +126,7 @@ class Executor:
     def _fail_all(self, reason: str) -> None:
         for pending in self._pending.values():
             for future in (pending.reply, pending.idle):
-                if not future.done():
-                    future.set_exception(KernelUnavailable(f"Kernel unavailable: {reason}"))
+                _fail(future, KernelUnavailable(f"Kernel unavailable: {reason}"))
         self._pending.clear()
 
     def _on_reply(self, frames: list[bytes]) -> None:
@@ -169,7 +180,7 @@ class Executor:
                 try:
                     if not await _within(pending.reply, interval):
                         if not await self.kernel.manager.is_alive():
-                            raise KernelUnavailable("the kernel exited during startup")
+                            raise KernelExitedEarly("the kernel exited during startup")
                         interval = min(2 * interval, LAST_PROBE_INTERVAL)
                         continue
                     if await _within(pending.idle, idle_grace):

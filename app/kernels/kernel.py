@@ -58,6 +58,8 @@ class Kernel:
         self._listeners: list[IOPubListener] = []
         self._iopub: Channel | None = None
         self._executor: Executor | None = None
+        # held by restart, interrupt and shutdown, so that one kernel's lifecycle steps never overlap
+        self.lock = asyncio.Lock()
         self.hub = ChannelHub(self, replay_seconds=replay_seconds)
         self.add_listener(self.hub)
 
@@ -65,9 +67,13 @@ class Kernel:
     def open(self) -> None:
         """Start monitoring iopub. Call once the kernel's connection info is known."""
         self._iopub = Channel(self.context, self.connection_info, "iopub", self._on_iopub)
+        self._executor = Executor(self)
+
+    def watch_restarts(self) -> None:
+        """Hear of the restarter's automatic restarts. Call once the manager's restarter runs (it keeps
+        callbacks only once it exists)."""
         self.manager.add_restart_callback(self._on_restart, "restart")
         self.manager.add_restart_callback(self._on_dead, "dead")
-        self._executor = Executor(self)
 
     @property
     def executor(self) -> Executor:

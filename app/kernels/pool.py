@@ -90,6 +90,8 @@ class KernelPool:
             try:
                 kernel = await self.kernels.start_private(self.kernel_name)
             except Exception as exc:
+                if self.kernels.closing:
+                    return
                 log.error("could not start a replacement pool kernel: %s", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)

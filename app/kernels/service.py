@@ -3,25 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_client.ioloop.manager import AsyncIOLoopKernelManager
-from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager, NoSuchKernel
+from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpec, KernelSpecManager, NoSuchKernel
 from traitlets.config import Config
 
-from app.errors import KernelLimitReached, KernelNotFound, KernelSpecNotFound, KernelStartFailed, SeedFailed
+from app.errors import (
+    KernelLimitReached,
+    KernelNotFound,
+    KernelSpecNotFound,
+    KernelStartFailed,
+    KernelUnavailable,
+    SeedFailed,
+)
 from app.kernels.channels import new_context
 from app.kernels.environment import kernel_environment
-from app.kernels.kernel import Kernel
+from app.kernels.executor import KernelExitedEarly
+from app.kernels.kernel import SHUTDOWN_SECONDS, Kernel
 from app.kernels.seed import Seed
 
 log = logging.getLogger(__name__)
+
+SHUTTING_DOWN = "The gateway is shutting down"
+# A kernel can lose one of its ports between the moment jupyter_client picks it (bind to port 0, release)
+# and the moment the kernel binds it, e.g. to an outgoing connection's ephemeral port; it then exits at
+# once. Such a start is tried again with fresh ports, within the same start deadline.
+START_ATTEMPTS = 3
+_PASSED_ON = (SeedFailed, KernelExitedEarly, TimeoutError)  # failures a start reports as they are
 
 
 @dataclass(frozen=True)
@@ -53,10 +69,14 @@ class KernelService:
         self._warm: dict[str, deque[Kernel]] = {}
         self._warm_starting = 0
         self._private: set[Kernel] = set()
+        self._live: set[Kernel] = set()  # every kernel launched and not yet reaped, listed or not
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._disposals: set[asyncio.Task[Any]] = set()
         self._config = Config(
             {
-                "KernelRestarter": {"time_to_dead": policy.restart_poll},
+                # A kernel that died is restarted on the same ports, which every socket the gateway
+                # holds to it reconnects to (jupyter_client would pick new ones, unknown to them).
+                "KernelRestarter": {"time_to_dead": policy.restart_poll, "random_ports_until_alive": False},
                 "KernelManager": {"shutdown_wait_time": policy.shutdown_wait},
             }
         )
@@ -67,17 +87,25 @@ class KernelService:
     def default_kernel_name(self) -> str:
         return self.policy.default_kernel_name or NATIVE_KERNEL_NAME
 
-    def resolve_name(self, requested: str | None) -> str:
-        """KG's order: a forced name, else the requested one, else the default."""
+    async def resolve(self, requested: str | None) -> tuple[str, KernelSpec]:
+        """KG's order: a forced name, else the requested one, else the default; and its kernelspec."""
         name = self.policy.force_kernel_name or requested or self.default_kernel_name
-        self.spec(name)
-        return name
+        return name, await self.spec(name)
 
-    def spec(self, name: str) -> Any:
+    async def spec(self, name: str) -> KernelSpec:
+        """Read a kernelspec off the event loop (it is a directory scan and a file read)."""
         try:
-            return self.specs.get_kernel_spec(name)
+            return await asyncio.to_thread(self.specs.get_kernel_spec, name)
         except (NoSuchKernel, ValueError, OSError):
             raise KernelSpecNotFound(name) from None
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise KernelUnavailable(SHUTTING_DOWN)
 
     # -- queries ------------------------------------------------------------------------------
     def running(self) -> list[Kernel]:
@@ -109,7 +137,9 @@ class KernelService:
 
     async def start(self, name: str | None = None, env: Mapping[str, str] | None = None) -> Kernel:
         """Start (or take from the warm pool) a ready, seeded kernel and register it."""
-        kernel_name = self.resolve_name(name)
+        self._check_open()
+        kernel_name, spec = await self.resolve(name)
+        self._check_open()
         warm = self._take_warm(kernel_name) if env is None else None
         try:
             # taking a warm kernel adds no process, so it needs no eviction
@@ -119,7 +149,8 @@ class KernelService:
                 self._warm[kernel_name].appendleft(warm)
             raise
         try:
-            kernel = warm or await self._launch(kernel_name, env)
+            kernel = warm or await self._launch(kernel_name, spec, env)
+            self._check_open()  # close() reaps it: it is still live
             self._kernels[kernel.id] = kernel
         finally:
             self._starting -= 1
@@ -127,7 +158,41 @@ class KernelService:
         log.info("kernel %s started (%s)", kernel.id, kernel_name)
         return kernel
 
-    async def _launch(self, kernel_name: str, env: Mapping[str, str] | None) -> Kernel:
+    async def _launch(self, kernel_name: str, spec: KernelSpec, env: Mapping[str, str] | None) -> Kernel:
+        """Start a kernel in a task the service owns, so that close() can stop it and reap what it made,
+        even when the caller (a request uvicorn cancels at shutdown) is gone."""
+        self._check_open()
+        task = self._spawn(self._start_kernel(kernel_name, spec, env))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is None or not current.cancelling():
+                raise KernelUnavailable(SHUTTING_DOWN) from None  # close() stopped the start
+            task.add_done_callback(self._reap_unclaimed)  # the caller went away; the kernel must not stay
+            raise
+
+    def _reap_unclaimed(self, task: asyncio.Task[Kernel]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        if not self._closing:  # when closing, close() reaps every live kernel
+            self._spawn_dispose(task.result())
+
+    async def _start_kernel(
+        self, kernel_name: str, spec: KernelSpec, env: Mapping[str, str] | None
+    ) -> Kernel:
+        try:
+            async with asyncio.timeout(self.policy.start_timeout):
+                for attempt in range(1, START_ATTEMPTS + 1):
+                    try:
+                        return await self._start_once(kernel_name, spec, env)
+                    except KernelExitedEarly:
+                        log.warning("kernel %s exited while starting (attempt %d)", kernel_name, attempt)
+        except TimeoutError:
+            raise KernelStartFailed(f"Kernel {kernel_name} did not start in time") from None
+        raise KernelStartFailed(f"Kernel {kernel_name} failed to start")
+
+    async def _start_once(self, kernel_name: str, spec: KernelSpec, env: Mapping[str, str] | None) -> Kernel:
         kernel_env = kernel_environment(
             env,
             process_env=os.environ,
@@ -135,34 +200,40 @@ class KernelService:
             process_whitelist=self.policy.env_process_whitelist,
         )
         manager = AsyncIOLoopKernelManager(
-            kernel_name=kernel_name, kernel_spec_manager=self.specs, config=self._config
+            kernel_name=kernel_name, kernel_spec_manager=self.specs, config=self._config, autorestart=False
         )
+        manager._kernel_spec = spec  # read off the loop; jupyter_client would read it again, on the loop
         kernel = Kernel(
             str(uuid.uuid4()), kernel_name, manager, self.context, replay_seconds=self.policy.replay_seconds
         )
+        self._live.add(kernel)
         try:
-            async with asyncio.timeout(self.policy.start_timeout):
-                await manager.start_kernel(env=kernel_env)
-                kernel.open()
-                await kernel.executor.wait_ready(self.policy.start_timeout)
-                if self.seed is not None and self.seed.applies_to(kernel_name):
-                    await self.seed.run(kernel.executor, self.policy.start_timeout)
+            await manager.start_kernel(env=kernel_env)
+            kernel.open()
+            await kernel.executor.wait_ready(self.policy.start_timeout)
+            # Only now restart a kernel that dies: one that dies before it answers (it could not bind a
+            # port) is started afresh on new ports instead of being restarted on the same ones. From here
+            # on, a kernel dying while seeded is reported by the restarter, failing the seed at once.
+            manager.autorestart = True
+            manager.start_restarter()
+            kernel.watch_restarts()
+            if self.seed is not None and self.seed.applies_to(kernel_name):
+                await self.seed.run(kernel.executor, self.policy.start_timeout)
         except BaseException as exc:
             await self._dispose(kernel)
-            if isinstance(exc, SeedFailed):
+            if isinstance(exc, _PASSED_ON) or not isinstance(exc, Exception):
                 raise
-            if isinstance(exc, TimeoutError):
-                raise KernelStartFailed(f"Kernel {kernel_name} did not start in time") from None
-            if isinstance(exc, Exception):
-                log.exception("kernel %s failed to start", kernel_name)
-                raise KernelStartFailed(f"Kernel {kernel_name} failed to start") from None
-            raise
+            log.exception("kernel %s failed to start", kernel_name)
+            raise KernelStartFailed(f"Kernel {kernel_name} failed to start") from None
         kernel.execution_state = "idle"
         return kernel
 
     async def start_private(self, name: str | None = None) -> Kernel:
         """A seeded kernel for the gateway's own use (notebook-http pools): not listed, not counted."""
-        kernel = await self._launch(self.resolve_name(name), None)
+        self._check_open()
+        kernel_name, spec = await self.resolve(name)
+        kernel = await self._launch(kernel_name, spec, None)
+        self._check_open()
         self._private.add(kernel)
         return kernel
 
@@ -183,7 +254,7 @@ class KernelService:
     def _evict_warm(self) -> None:
         for pool in self._warm.values():
             if pool:
-                self._spawn(self._dispose(pool.pop()))
+                self._spawn_dispose(pool.pop())
                 return
 
     def _refill_warm(self, kernel_name: str) -> list[asyncio.Task[Any]]:
@@ -202,7 +273,7 @@ class KernelService:
 
     async def _add_warm(self, kernel_name: str, pool: deque[Kernel]) -> None:
         try:
-            kernel = await self._launch(kernel_name, None)
+            kernel = await self._launch(kernel_name, await self.spec(kernel_name), None)
         except Exception:
             log.exception("could not start a warm kernel")
             return
@@ -221,50 +292,87 @@ class KernelService:
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
 
+    def _spawn_dispose(self, kernel: Kernel) -> None:
+        task = self._spawn(self._dispose(kernel))
+        self._disposals.add(task)
+        task.add_done_callback(self._disposals.discard)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        # A waiting caller gets the exception too; one that went away must not leave it unretrieved.
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.debug("background task failed: %r", exc)
+
     # -- operations ---------------------------------------------------------------------------
+    # Restart, interrupt and shutdown of one kernel take its lock, so they run one after another (as
+    # jupyter_client's pending state makes them). Shutdown unlists the kernel at once: it then waits for
+    # a restart in progress to finish, and a step queued behind it finds the kernel gone (404).
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, kernel_id: str) -> AsyncIterator[Kernel]:
+        kernel = self.get(kernel_id)
+        async with kernel.lock:
+            if self._kernels.get(kernel_id) is not kernel:
+                raise KernelNotFound(kernel_id)
+            yield kernel
+
     async def interrupt(self, kernel_id: str) -> None:
-        await self.get(kernel_id).interrupt()
+        async with self._exclusive(kernel_id) as kernel:
+            await kernel.interrupt()
 
     async def restart(self, kernel_id: str) -> Kernel:
-        kernel = self.get(kernel_id)
-        try:
-            async with asyncio.timeout(self.policy.start_timeout):
-                await kernel.manager.restart_kernel(now=False)
-                kernel.notify("restarted")
-                await kernel.executor.wait_ready(self.policy.start_timeout)
-        except TimeoutError:
-            raise KernelStartFailed("The kernel did not come back after restart") from None
-        kernel.execution_state = "idle"
-        return kernel
+        async with self._exclusive(kernel_id) as kernel:
+            try:
+                async with asyncio.timeout(self.policy.start_timeout):
+                    await kernel.manager.restart_kernel(now=False)
+                    kernel.notify("restarted")
+                    await kernel.executor.wait_ready(self.policy.start_timeout)
+            except TimeoutError:
+                raise KernelStartFailed("The kernel did not come back after restart") from None
+            kernel.execution_state = "idle"
+            return kernel
 
     async def shutdown(self, kernel_id: str) -> None:
         kernel = self._kernels.pop(kernel_id, None)
         if kernel is None:
             raise KernelNotFound(kernel_id)
-        await self._dispose(kernel)
+        async with kernel.lock:
+            await self._dispose(kernel)
         log.info("kernel %s shut down", kernel_id)
 
     async def _dispose(self, kernel: Kernel) -> None:
+        if kernel not in self._live:
+            return  # already reaped
         kernel.notify("shutdown")
         await kernel.close()
         await kernel.shutdown()
+        self._live.discard(kernel)
+
+    async def _reap(self, kernel: Kernel) -> None:
+        """Shut a kernel down at close(), after the lifecycle step it is in (bounded: then regardless)."""
+        try:
+            await asyncio.wait_for(kernel.lock.acquire(), SHUTDOWN_SECONDS)
+        except TimeoutError:
+            log.warning("kernel %s is still busy restarting; shutting it down anyway", kernel.id)
+            await self._dispose(kernel)
+            return
+        try:
+            await self._dispose(kernel)
+        finally:
+            kernel.lock.release()
 
     async def close(self) -> None:
-        """Shut down every kernel (visible and warm) and the ZMQ context."""
+        """Refuse new starts, stop those in flight, reap every kernel ever launched, close the ZMQ context."""
         self._closing = True
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        kernels = [
-            *self._kernels.values(),
-            *(k for pool in self._warm.values() for k in pool),
-            *self._private,
-        ]
+        tasks = list(self._tasks)
+        for task in tasks:
+            if task not in self._disposals:  # a shutdown in progress is let finish
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._kernels.clear()
         self._warm.clear()
         self._private.clear()
-        await asyncio.gather(*(self._dispose(k) for k in kernels), return_exceptions=True)
+        await asyncio.gather(*(self._reap(k) for k in list(self._live)), return_exceptions=True)
         self.context.destroy(linger=0)

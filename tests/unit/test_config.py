@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.cli import load_settings, main
-from app.config import Settings
+from app.config import Personality, Settings
 
 KG_DEFAULTS: dict[str, tuple[str, Any]] = {
     # env name: (field, KG 3.0.1's default as the field holds it)
@@ -288,3 +288,17 @@ def test_cli_unknown_seed_kernelspec_exits_nonzero(
     )
     assert main([f"--seed-uri={notebook}", "--port=0"]) != 0
     assert "no-such-kernel-xyz" in capsys.readouterr().err
+
+
+def test_plugin_api_names_are_kept_for_the_plugin_loader() -> None:
+    settings = Settings(api="jupyter-websocket,mypkg.personality,echo-api")
+    assert settings.api == ["jupyter-websocket", "mypkg.personality", "echo-api"]
+    assert settings.personalities == [Personality.JUPYTER_WEBSOCKET]
+    assert settings.plugin_apis == ["mypkg.personality", "echo-api"]
+    assert Settings(api="echo").personalities == []
+
+
+@pytest.mark.parametrize("name", ["bad name!", "mypkg..x", "kernel_gateway.custom", ".relative"])
+def test_malformed_plugin_api_names_are_errors(name: str) -> None:
+    with pytest.raises(ValidationError, match="unknown API"):
+        Settings(api=name)
