@@ -120,9 +120,12 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from app.main import create_app
+
     try:
         settings = load_settings(sys.argv[1:] if argv is None else argv)
         asyncio.run(preflight(settings))
+        app = create_app(settings)  # a plug-in personality may refuse its configuration here
         sock = bind_socket(settings.ip, settings.port, settings.port_retries)
     except ValidationError as exc:
         problems = "; ".join(
@@ -133,9 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigurationError, GatewayError) as exc:
         print(f"fastkg: {exc}", file=sys.stderr)
         return 2
-    from app.main import create_app
-
-    config = uvicorn_config(settings, create_app(settings))
+    config = uvicorn_config(settings, app)
     server = uvicorn.Server(config)
     host, port = sock.getsockname()[:2]
     if not settings.token and not host.startswith(LOOPBACK):

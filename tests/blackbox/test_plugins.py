@@ -62,9 +62,9 @@ async def test_plugin_by_module_name_alone(tmp_path: Path) -> None:
         assert (await gw.client.get("/echo/kernels")).json() == {"count": 0}
         run = await gw.client.post("/echo/run", json={"code": "print(6 * 7)"}, timeout=120)
         assert run.json() == {"status": "ok", "stdout": "42\n"}
-        # Only the named personality is served (as in KG), plus the version route.
+        # Only the named personality is served, as in KG: even /api belongs to jupyter-websocket.
         assert (await gw.client.get("/api/kernels")).status_code == 404
-        assert (await gw.client.get("/api")).status_code == 200
+        assert (await gw.client.get("/api")).status_code == 404
 
 
 @pytest.mark.parametrize(
