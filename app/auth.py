@@ -35,10 +35,17 @@ class TokenAuthMiddleware:
     from <script> tags, which cannot carry the token.
     """
 
-    def __init__(self, app: ASGIApp, token: str | None, public_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str | None,
+        public_prefixes: tuple[str, ...] = (),
+        public_paths: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.token = token
         self.public_prefixes = public_prefixes
+        self.public_paths = frozenset(public_paths)  # exact paths: probes, and /metrics when public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -46,6 +53,7 @@ class TokenAuthMiddleware:
             and scope["type"] in ("http", "websocket")
             and scope.get("method") != "OPTIONS"
             and not scope["path"].startswith(self.public_prefixes)
+            and scope["path"] not in self.public_paths
             and not token_matches(self.token, presented_token(scope))
         ):
             await send_error(scope, send, 401, "Unauthorized: a valid token is required")

@@ -16,9 +16,12 @@ from app.body_limit import BodyLimitMiddleware
 from app.config import Personality, Settings
 from app.cors import CorsMiddleware, CorsPolicy
 from app.error_responses import install_error_handlers
+from app.http.request_id import RequestIdMiddleware
 from app.json_bodies import JsonBodiesMiddleware
 from app.lifespan import StartupErrorMiddleware, build_lifespan
-from app.routers import api, channels, kernels, kernelspecs, sessions
+from app.observability.http_metrics import HttpMetrics, HttpMetricsMiddleware
+from app.observability.metrics import build_registry
+from app.routers import api, channels, health, kernels, kernelspecs, metrics, sessions
 
 DOCS_PAGE = """<!doctype html>
 <html lang="en">
@@ -60,9 +63,12 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=build_lifespan(settings),
     )
     app.state.settings = settings
+    app.state.metrics_registry = build_registry(lambda: getattr(app.state, "gateway", None))
     app.router.redirect_slashes = False  # trailing slashes are significant, as in KG
     install_error_handlers(app)
     app.include_router(api.router, prefix=base)
+    app.include_router(health.router, prefix=base)
+    app.include_router(metrics.router, prefix=base)
     if Personality.JUPYTER_WEBSOCKET in settings.personalities:
         for router in (kernels.router, kernelspecs.router, sessions.router, channels.router):
             app.include_router(router, prefix=base)
@@ -82,7 +88,17 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         return settings.max_rest_body if path.startswith(api_prefix) else settings.max_request_body
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    public = (f"{settings.base_url}/docs/static/", f"{settings.base_url}/docs/app/")
-    app.add_middleware(TokenAuthMiddleware, token=settings.token, public_prefixes=public)
+    base = settings.base_url
+    public = (f"{base}/docs/static/", f"{base}/docs/app/")
+    public_paths = (
+        f"{base}/livez",
+        f"{base}/readyz",
+        *([f"{base}/metrics"] if settings.metrics_public else []),
+    )
+    app.add_middleware(
+        TokenAuthMiddleware, token=settings.token, public_prefixes=public, public_paths=public_paths
+    )
     app.add_middleware(CorsMiddleware, policy=CorsPolicy.from_settings(settings))
+    app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(app.state.metrics_registry))
+    app.add_middleware(RequestIdMiddleware)
     app.add_middleware(StartupErrorMiddleware)

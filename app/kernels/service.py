@@ -18,6 +18,7 @@ from traitlets.config import Config
 from app.errors import KernelLimitReached, KernelNotFound, KernelSpecNotFound, KernelStartFailed, SeedFailed
 from app.kernels.channels import new_context
 from app.kernels.environment import kernel_environment
+from app.kernels.events import KernelEventKind, KernelEvents
 from app.kernels.kernel import Kernel
 from app.kernels.seed import Seed
 
@@ -38,6 +39,33 @@ class KernelPolicy:
     warm_pool: int = 0
     shutdown_wait: float = 3.0
     restart_poll: float = 1.0
+
+
+@dataclass(frozen=True)
+class KernelServiceStats:
+    running: int  # listed kernels
+    starting: int
+    warm: int
+    warm_starting: int
+    warm_target: int
+    private: int  # notebook-http pool kernels
+    max_kernels: int | None
+
+
+class _LifecycleEvents:
+    """Turns a kernel's automatic restarts and death into service events."""
+
+    def __init__(self, events: KernelEvents, kernel: Kernel) -> None:
+        self.events = events
+        self.kernel = kernel
+
+    def on_iopub(self, message: object) -> None:
+        pass
+
+    def on_lifecycle(self, event: str) -> None:
+        kind = {"restarting": KernelEventKind.AUTO_RESTARTED, "dead": KernelEventKind.DIED}.get(event)
+        if kind is not None:
+            self.events.emit(kind, self.kernel.id, self.kernel.name)
 
 
 class KernelService:
@@ -61,6 +89,7 @@ class KernelService:
             }
         )
         self._closing = False
+        self.events = KernelEvents()
 
     # -- names and specs ------------------------------------------------------------------------
     @property
@@ -123,8 +152,10 @@ class KernelService:
             self._kernels[kernel.id] = kernel
         finally:
             self._starting -= 1
+        kernel.owner = (env or {}).get("KERNEL_USERNAME") or None
         self._refill_warm(kernel_name)
         log.info("kernel %s started (%s)", kernel.id, kernel_name)
+        self.events.emit(KernelEventKind.STARTED, kernel.id, kernel_name)
         return kernel
 
     async def _launch(self, kernel_name: str, env: Mapping[str, str] | None) -> Kernel:
@@ -144,11 +175,13 @@ class KernelService:
             async with asyncio.timeout(self.policy.start_timeout):
                 await manager.start_kernel(env=kernel_env)
                 kernel.open()
+                kernel.add_listener(_LifecycleEvents(self.events, kernel))
                 await kernel.executor.wait_ready(self.policy.start_timeout)
                 if self.seed is not None and self.seed.applies_to(kernel_name):
                     await self.seed.run(kernel.executor, self.policy.start_timeout)
         except BaseException as exc:
             await self._dispose(kernel)
+            self.events.emit(KernelEventKind.START_FAILED, kernel.id, kernel_name, type(exc).__name__)
             if isinstance(exc, SeedFailed):
                 raise
             if isinstance(exc, TimeoutError):
@@ -226,7 +259,9 @@ class KernelService:
 
     # -- operations ---------------------------------------------------------------------------
     async def interrupt(self, kernel_id: str) -> None:
-        await self.get(kernel_id).interrupt()
+        kernel = self.get(kernel_id)
+        await kernel.interrupt()
+        self.events.emit(KernelEventKind.INTERRUPTED, kernel.id, kernel.name)
 
     async def restart(self, kernel_id: str) -> Kernel:
         kernel = self.get(kernel_id)
@@ -238,14 +273,30 @@ class KernelService:
         except TimeoutError:
             raise KernelStartFailed("The kernel did not come back after restart") from None
         kernel.execution_state = "idle"
+        kernel.restarts += 1
+        self.events.emit(KernelEventKind.RESTARTED, kernel.id, kernel.name)
         return kernel
 
-    async def shutdown(self, kernel_id: str) -> None:
+    async def shutdown(self, kernel_id: str, *, culled: bool = False) -> None:
         kernel = self._kernels.pop(kernel_id, None)
         if kernel is None:
             raise KernelNotFound(kernel_id)
         await self._dispose(kernel)
         log.info("kernel %s shut down", kernel_id)
+        kind = KernelEventKind.CULLED if culled else KernelEventKind.SHUTDOWN
+        self.events.emit(kind, kernel.id, kernel.name)
+
+    def stats(self) -> KernelServiceStats:
+        """A snapshot of what the service holds, for probes, metrics and the admin page."""
+        return KernelServiceStats(
+            running=len(self._kernels),
+            starting=self._starting,
+            warm=self.warm_count,
+            warm_starting=self._warm_starting,
+            warm_target=self.policy.warm_pool,
+            private=len(self._private),
+            max_kernels=self.policy.max_kernels,
+        )
 
     async def _dispose(self, kernel: Kernel) -> None:
         kernel.notify("shutdown")
