@@ -22,6 +22,7 @@ from app.lifespan import StartupErrorMiddleware, build_lifespan
 from app.observability.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from app.observability.metrics import build_registry
 from app.routers import api, channels, health, kernels, kernelspecs, metrics, sessions
+from app.routers.admin import mount_admin, public_admin_paths
 
 DOCS_PAGE = """<!doctype html>
 <html lang="en">
@@ -69,6 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router, prefix=base)
     app.include_router(health.router, prefix=base)
     app.include_router(metrics.router, prefix=base)
+    if settings.admin_enabled:
+        mount_admin(app, settings)
     if Personality.JUPYTER_WEBSOCKET in settings.personalities:
         for router in (kernels.router, kernelspecs.router, sessions.router, channels.router):
             app.include_router(router, prefix=base)
@@ -89,14 +92,23 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     base = settings.base_url
-    public = (f"{base}/docs/static/", f"{base}/docs/app/")
+    public: tuple[str, ...] = (f"{base}/docs/static/", f"{base}/docs/app/")
     public_paths = (
         f"{base}/livez",
         f"{base}/readyz",
         *([f"{base}/metrics"] if settings.metrics_public else []),
     )
+    cookie_prefix = None
+    if settings.admin_enabled:
+        admin_prefixes, admin_paths = public_admin_paths(settings)
+        public, public_paths = (*public, *admin_prefixes), (*public_paths, *admin_paths)
+        cookie_prefix = f"{base}/admin/api/"
     app.add_middleware(
-        TokenAuthMiddleware, token=settings.token, public_prefixes=public, public_paths=public_paths
+        TokenAuthMiddleware,
+        token=settings.token,
+        public_prefixes=public,
+        public_paths=public_paths,
+        cookie_prefix=cookie_prefix,
     )
     app.add_middleware(CorsMiddleware, policy=CorsPolicy.from_settings(settings))
     app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(app.state.metrics_registry))

@@ -98,8 +98,8 @@ class KernelPool:
         members, idle = len(self._members), self._idle.qsize()
         return PoolStats(self.size, members, idle, members - idle, self._waiting, self._waits.snapshot())
 
-    def holds(self, kernel: Kernel) -> bool:
-        return kernel in self._members
+    def members(self) -> list[Kernel]:
+        return list(self._members)
 
     def _replace(self, kernel: Kernel) -> None:
         if self._closed:

@@ -205,6 +205,9 @@ class KernelService:
         await self._dispose(kernel)
 
     # -- warm pool ----------------------------------------------------------------------------
+    def warm_kernels(self) -> list[Kernel]:
+        return [kernel for pool in self._warm.values() for kernel in pool]
+
     @property
     def warm_count(self) -> int:
         return sum(len(pool) for pool in self._warm.values())
