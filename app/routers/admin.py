@@ -194,12 +194,6 @@ async def stream_events(request: Request, gateway: GatewayDep) -> StreamingRespo
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
-@api.api_route(
-    "/services{rest:path}",
-    methods=["GET", "POST", "PUT", "DELETE"],
-    operation_id="admin_services",
-    dependencies=[],
-)
 async def services(rest: str, request: Request, settings: SettingsDep) -> Response:
     """The notebook services REST API (/api/services...), reached with the admin cookie; 404 when the
     gateway serves no services."""
@@ -221,6 +215,12 @@ async def services(rest: str, request: Request, settings: SettingsDep) -> Respon
         )
     media = answer.headers.get("content-type", "application/json")
     return Response(answer.content, status_code=answer.status_code, media_type=media)
+
+
+for _method in ("GET", "POST", "PUT", "DELETE"):
+    api.add_api_route(
+        "/services{rest:path}", services, methods=[_method], operation_id=f"admin_{_method.lower()}_services"
+    )
 
 
 def mount_admin(app: FastAPI, settings: Settings) -> None:
