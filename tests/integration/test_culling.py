@@ -112,3 +112,17 @@ def test_kernel_gateway_spellings_reach_the_cull_settings() -> None:
     assert settings.cull_connected is True
     assert settings.cull_busy is True
     assert load_settings([]).cull_idle_timeout == 0  # off by default, as in jupyter_server
+
+
+@pytest.mark.timeout(120)
+async def test_watching_usage_does_not_postpone_culling() -> None:
+    """The admin page asks kernels for usage_request every few seconds: that is not activity."""
+    async with serve(**FAST) as gw:
+        kernel_id = await gw.start_kernel()
+        sources = set()
+        async with asyncio.timeout(30):
+            while kernel_id in await listed(gw):
+                rows = (await gw.client.get("/admin/api/kernels")).json()
+                sources |= {r["usage_source"] for r in rows if r["id"] == kernel_id}
+                await asyncio.sleep(0.3)
+        assert sources == {"kernel"}  # it answered usage_request, and was culled all the same
