@@ -74,6 +74,7 @@ PLAIN_FORMAT = "[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
 def configure_logging(level: str, log_format: str = "plain") -> dict[str, object]:
     """A logging dictConfig for uvicorn and the gateway, with token scrubbing on every handler."""
     formatter: dict[str, object] = {"()": JsonFormatter} if log_format == "json" else {"format": PLAIN_FORMAT}
+    access_level = "INFO" if level.upper() == "DEBUG" else "WARNING"
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -90,6 +91,7 @@ def configure_logging(level: str, log_format: str = "plain") -> dict[str, object
         "loggers": {
             "": {"handlers": ["stderr"], "level": level.upper()},
             "uvicorn": {"handlers": [], "level": level.upper(), "propagate": True},
-            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
+            # one line per request only when debugging (KG logs them at INFO; they dominate busy logs)
+            "uvicorn.access": {"handlers": [], "level": access_level, "propagate": True},
         },
     }

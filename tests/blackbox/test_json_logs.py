@@ -31,5 +31,7 @@ async def test_every_line_is_json_with_request_ids_and_no_token(tmp_path: Path) 
     assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
     mine = [r for r in records if r.get("request_id") == "rid-42"]
     assert any(kernel_id in r["message"] and "started" in r["message"] for r in mine)
-    assert any(r["logger"].startswith("uvicorn") for r in records)
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert any("DELETE /api/kernels/" in r["message"] and r.get("request_id") for r in access)
+    assert any("token=[secret]" in r["message"] for r in access)
     assert TOKEN not in gw.log()
