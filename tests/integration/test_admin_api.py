@@ -33,7 +33,7 @@ async def login(gw: Gateway) -> httpx.AsyncClient:
 
 @pytest.mark.timeout(180)
 async def test_cookie_login_csrf_and_kernel_actions() -> None:
-    async with serve(auth_token=TOKEN, list_kernels=True, warm_pool=1) as gw:
+    async with serve(auth_token=TOKEN, list_kernels=True, warm_pool=1, cull_idle_timeout=3600) as gw:
         kernel_id = await gw.start_kernel(env={"KERNEL_USERNAME": "alice"})
         anonymous = httpx.AsyncClient(base_url=gw.url)
         assert (await anonymous.get("/admin/api/kernels")).status_code == 401
@@ -50,10 +50,12 @@ async def test_cookie_login_csrf_and_kernel_actions() -> None:
                 None,
             )
             assert mine["memory_bytes"] > 10_000_000
+            assert 3500 < mine["cull_in_seconds"] <= 3600
             assert mine["usage_source"] == "kernel"  # ipykernel answered usage_request
             warm = [r for r in rows if r["holder"] == "warm pool"]
             assert len(warm) == 1
             assert warm[0]["actions"] is False
+            assert warm[0]["cull_in_seconds"] is None  # warm kernels are never culled
             csrf = {"X-CSRF-Token": browser.cookies["fastkg_csrf"]}
             restart = f"/admin/api/kernels/{kernel_id}/restart"
             assert (await browser.post(restart)).status_code == 403
