@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 USAGE_TIMEOUT = 1.0
 CACHE_SECONDS = 4.0
+RETRY_SILENT_SECONDS = 60.0  # ask a kernel that did not answer again after this (it may have been busy)
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,20 @@ class UsageProbe:
 
     def __init__(self) -> None:
         self._cache: dict[str, tuple[float, Usage | None]] = {}
-        self._silent: set[str] = set()  # kernels that did not answer usage_request
+        self._silent: dict[str, float] = {}  # kernels that did not answer usage_request, and when
         self._processes: dict[int, psutil.Process] = {}
 
     async def usage(self, kernel: Kernel) -> Usage | None:
         cached = self._cache.get(kernel.id)
         if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
-        result = None if kernel.id in self._silent else await self._ask(kernel)
+        now = time.monotonic()
+        silent_since = self._silent.get(kernel.id)
+        ask = silent_since is None or now - silent_since > RETRY_SILENT_SECONDS
+        result = await self._ask(kernel) if ask else None
         if result is None:
-            self._silent.add(kernel.id)
+            if ask:
+                self._silent[kernel.id] = now
             result = await asyncio.to_thread(self._measure_process, kernel)
         self._cache[kernel.id] = (time.monotonic(), result)
         return result
@@ -52,7 +57,7 @@ class UsageProbe:
         """Drop what is known of kernels that are gone."""
         for kernel_id in set(self._cache) - alive:
             self._cache.pop(kernel_id, None)
-            self._silent.discard(kernel_id)
+            self._silent.pop(kernel_id, None)
 
     async def _ask(self, kernel: Kernel) -> Usage | None:
         loop = asyncio.get_running_loop()

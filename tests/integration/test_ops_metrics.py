@@ -124,3 +124,26 @@ async def test_request_id_is_honoured_or_generated() -> None:
             refused = await anonymous.get("/api")
             assert refused.status_code == 401
             assert refused.headers["x-request-id"]
+
+
+@pytest.mark.timeout(180)
+async def test_automatic_restart_is_counted() -> None:
+    async with serve(auth_token=TOKEN, list_kernels=True) as gw:
+        kernel_id = await gw.start_kernel()
+        socket = await gw.connect(kernel_id)
+        try:
+            reply, _ = await socket.execute("import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+        except TimeoutError:
+            reply = {}
+        finally:
+            await socket.close()
+        assert reply.get("status") != "ok"
+        async with asyncio.timeout(60):
+            while True:
+                text = await scrape(gw)
+                labels = {"kernelspec": "python3", "reason": "automatic"}
+                if value(text, "fastkg_kernel_restarts_total", **labels) == 1:
+                    break
+                await asyncio.sleep(0.2)
+        rows = (await gw.client.get("/admin/api/kernels")).json()
+        assert [r["restarts"] for r in rows if r["id"] == kernel_id] == [1]
