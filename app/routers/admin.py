@@ -169,19 +169,21 @@ async def shutdown_idle(body: IdleShutdownRequest, gateway: GatewayDep) -> IdleS
     responses={200: {"content": {"text/event-stream": {}}, "description": "`snapshot` events"}},
 )
 async def stream_events(request: Request, gateway: GatewayDep) -> StreamingResponse:
-    """Server-sent events: an AdminSnapshot now, then on every kernel event and every 2 s."""
+    """Server-sent events: an AdminSnapshot now (without CPU and memory), then on every kernel event and
+    every 2 s."""
     usage = _usage(request)
 
     async def events() -> AsyncIterator[str]:
         changed = asyncio.Event()
         unsubscribe = gateway.kernels.events.subscribe(lambda _: changed.set())
         ends = time.monotonic() + STREAM_SECONDS
+        measure = False  # the first snapshot at once, without waiting for every kernel's usage
         try:
             yield "retry: 1000\n\n"
             while time.monotonic() < ends and gateway.phase is Phase.READY:
-                snapshot = AdminSnapshot(
-                    overview=overview(gateway), kernels=await kernel_rows(gateway, usage)
-                )
+                rows = await kernel_rows(gateway, usage, measure=measure)
+                snapshot = AdminSnapshot(overview=overview(gateway), kernels=rows)
+                measure = True
                 yield f"event: snapshot\ndata: {snapshot.model_dump_json()}\n\n"
                 changed.clear()
                 with contextlib.suppress(TimeoutError):

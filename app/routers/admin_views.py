@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from app import __version__
 from app.kernels.kernel import Kernel
-from app.kernels.usage import UsageProbe
+from app.kernels.usage import Usage, UsageProbe
 from app.state import GatewayState
 
 
@@ -98,7 +98,8 @@ def _holders(gateway: GatewayState) -> dict[str, str]:
     }
 
 
-async def kernel_rows(gateway: GatewayState, usage: UsageProbe) -> list[AdminKernel]:
+async def kernel_rows(gateway: GatewayState, usage: UsageProbe, *, measure: bool = True) -> list[AdminKernel]:
+    """Rows for every kernel; `measure=False` skips CPU and memory (a fast first render)."""
     holders = _holders(gateway)
     entries: list[tuple[Kernel, str | None, bool]] = [
         (k, holders.get(k.id), True) for k in gateway.kernels.running()
@@ -106,8 +107,10 @@ async def kernel_rows(gateway: GatewayState, usage: UsageProbe) -> list[AdminKer
     entries += [(k, "warm pool", False) for k in gateway.kernels.warm_kernels()]
     if gateway.notebook is not None:
         entries += [(k, f"notebook {gateway.notebook.name}", False) for k in gateway.notebook.pool.members()]
-    usages = await asyncio.gather(*(usage.usage(kernel) for kernel, _, _ in entries))
-    usage.forget({kernel.id for kernel, _, _ in entries})
+    usages: list[Usage | None] = [None] * len(entries)
+    if measure:
+        usages = list(await asyncio.gather(*(usage.usage(kernel) for kernel, _, _ in entries)))
+        usage.forget({kernel.id for kernel, _, _ in entries})
     now = datetime.now(UTC)
     rows = []
     for (kernel, holder, listed), measured in zip(entries, usages, strict=True):
