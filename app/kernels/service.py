@@ -181,7 +181,8 @@ class KernelService:
                     await self.seed.run(kernel.executor, self.policy.start_timeout)
         except BaseException as exc:
             await self._dispose(kernel)
-            self.events.emit(KernelEventKind.START_FAILED, kernel.id, kernel_name, type(exc).__name__)
+            if isinstance(exc, Exception):  # not a cancelled start (shutdown)
+                self.events.emit(KernelEventKind.START_FAILED, kernel.id, kernel_name, type(exc).__name__)
             if isinstance(exc, SeedFailed):
                 raise
             if isinstance(exc, TimeoutError):

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import Gateway, serve
+from tests.support import NOTEBOOKS, Gateway, serve
 
 TOKEN = "ops-token-0123456789"
 
@@ -147,3 +147,16 @@ async def test_automatic_restart_is_counted() -> None:
                 await asyncio.sleep(0.2)
         rows = (await gw.client.get("/admin/api/kernels")).json()
         assert [r["restarts"] for r in rows if r["id"] == kernel_id] == [1]
+
+
+@pytest.mark.timeout(180)
+async def test_failed_start_is_counted() -> None:
+    seed = str(NOTEBOOKS / "rest_seed_failing.ipynb")
+    async with serve(auth_token=TOKEN, seed_uri=seed) as gw:
+        assert (await gw.client.post("/api/kernels", json={})).status_code == 500
+        text = await scrape(gw)
+        assert value(text, "fastkg_kernel_start_failures_total", kernelspec="python3") == 1
+        assert value(text, "fastkg_kernel_starts_total", kernelspec="python3") == 0
+        assert (
+            value(text, "fastkg_http_requests_total", route="/api/kernels", method="POST", status="500") == 1
+        )
