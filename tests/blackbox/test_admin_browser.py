@@ -37,14 +37,20 @@ async def test_admin_page_drives_a_kernel(tmp_path: Path) -> None:
     env = {"KG_AUTH_TOKEN": TOKEN, "KG_LIST_KERNELS": "true", "FASTKG_CULL_IDLE_TIMEOUT": "3600"}
     with fastkg_process(env, tmp_path) as gw:
         urls: list[str] = []
+        problems: list[str] = []  # script errors and CSP violations
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
                 page = await browser.new_page(viewport={"width": 1500, "height": 700})
                 page.on("request", lambda request: urls.append(request.url))
+                page.on("pageerror", lambda error: problems.append(str(error)))
+                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
                 await page.goto(f"{gw.url}/admin")
                 await page.wait_for_selector("#login-form", state="visible", timeout=WAIT_MS)
                 await page.screenshot(path=tmp_path / "admin-login.png")
+                readable = await page.evaluate("document.cookie")
+                assert readable.startswith("fastkg_csrf=")  # only the CSRF token is readable by scripts
+                assert ";" not in readable
                 await page.fill("#token", TOKEN)
                 await page.click("#login-form button[type=submit]")
                 await page.wait_for_selector("#kernels", state="visible", timeout=WAIT_MS)
@@ -84,6 +90,8 @@ async def test_admin_page_drives_a_kernel(tmp_path: Path) -> None:
             finally:
                 await browser.close()
         await gw.client.aclose()
+    # the only console error allowed is the browser reporting the 404 of the absent services API
+    assert [p for p in problems if "404" not in p] == []
     assert TOKEN not in html
     assert "fastkg_admin" not in cookies  # HttpOnly: scripts cannot read the login cookie
     assert all(TOKEN not in c["value"] for c in stored)
@@ -91,3 +99,4 @@ async def test_admin_page_drives_a_kernel(tmp_path: Path) -> None:
     assert all(TOKEN not in url for url in urls)
     assert TOKEN not in gw.log()
     assert (tmp_path / "admin-busy.png").stat().st_size > 10_000
+    assert any(url.endswith("/admin/api/login") for url in urls)
