@@ -20,7 +20,7 @@ from app.http.request_id import RequestIdMiddleware
 from app.json_bodies import JsonBodiesMiddleware
 from app.lifespan import StartupErrorMiddleware, build_lifespan
 from app.observability.http_metrics import HttpMetrics, HttpMetricsMiddleware
-from app.observability.metrics import build_registry
+from app.observability.metrics import build_registries
 from app.routers import api, channels, health, kernels, kernelspecs, metrics, sessions
 from app.routers.admin import mount_admin, public_admin_paths
 
@@ -64,7 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=build_lifespan(settings),
     )
     app.state.settings = settings
-    app.state.metrics_registry = build_registry(lambda: getattr(app.state, "gateway", None))
+    app.state.metrics = build_registries(lambda: getattr(app.state, "gateway", None))
     app.router.redirect_slashes = False  # trailing slashes are significant, as in KG
     install_error_handlers(app)
     app.include_router(api.router, prefix=base)
@@ -111,6 +111,6 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         cookie_prefix=cookie_prefix,
     )
     app.add_middleware(CorsMiddleware, policy=CorsPolicy.from_settings(settings))
-    app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(app.state.metrics_registry))
+    app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(app.state.metrics.gateway))
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(StartupErrorMiddleware)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -136,11 +137,22 @@ class GatewayCollector(Collector):
         yield from (size, kernels, waiting, waits)
 
 
-def build_registry(state: Callable[[], GatewayState | None]) -> CollectorRegistry:
-    """A registry of this app's own (create_app may run twice in a process: no global registry)."""
-    registry = CollectorRegistry(auto_describe=True)
-    registry.register(GatewayCollector(state))
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
-    return registry
+@dataclass(frozen=True)
+class Registries:
+    """This app's own registries (create_app may run twice in a process: no global registry).
+
+    `gateway` reads live gateway objects, so it is collected on the event loop; `process` reads /proc
+    files, so it is collected in a worker thread."""
+
+    gateway: CollectorRegistry
+    process: CollectorRegistry
+
+
+def build_registries(state: Callable[[], GatewayState | None]) -> Registries:
+    gateway = CollectorRegistry(auto_describe=True)
+    gateway.register(GatewayCollector(state))
+    process = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=process)
+    PlatformCollector(registry=process)
+    GCCollector(registry=process)
+    return Registries(gateway, process)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.observability.metrics import Registries
 from app.routers.tags import Tag
 
 router = APIRouter(tags=[Tag.METRICS])
@@ -20,7 +21,7 @@ router = APIRouter(tags=[Tag.METRICS])
 )
 async def get_metrics(request: Request) -> Response:
     """Metrics in the Prometheus text format (token required unless FASTKG_METRICS_PUBLIC)."""
-    registry: CollectorRegistry = request.app.state.metrics_registry
-    # the process collector reads /proc files: keep that off the event loop
-    body = await asyncio.to_thread(generate_latest, registry)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    registries: Registries = request.app.state.metrics
+    gateway = generate_latest(registries.gateway)  # on the loop: it reads objects the loop changes
+    process = await asyncio.to_thread(generate_latest, registries.process)  # reads /proc files
+    return Response(gateway + process, media_type=CONTENT_TYPE_LATEST)
