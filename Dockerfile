@@ -29,9 +29,10 @@ ENV KG_IP=0.0.0.0 \
     KG_PORT=8888
 EXPOSE 8888
 
-# GET <base>/api on loopback, with the token when one is set (every route needs it then); https with KG_CERTFILE.
+# GET <base>/readyz on loopback (no token needed; 503 until kernels and pools are ready); https with KG_CERTFILE.
+# python, not curl: the image has no curl. Kubernetes: livenessProbe <base>/livez, readinessProbe <base>/readyz.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD python -c 'import os, ssl, urllib.request as r; e = os.environ.get; t = e("KG_AUTH_TOKEN"); b = e("KG_BASE_URL", "").strip("/"); s = "https" if e("KG_CERTFILE") else "http"; u = "%s://127.0.0.1:%s%s/api" % (s, e("KG_PORT", "8888"), "/" + b if b else ""); r.urlopen(r.Request(u, headers={"Authorization": "token " + t} if t else {}), timeout=4, context=ssl._create_unverified_context() if s == "https" else None)'
+    CMD python -c 'import os, ssl, urllib.request as r; e = os.environ.get; b = e("KG_BASE_URL", "").strip("/"); s = "https" if e("KG_CERTFILE") else "http"; u = "%s://127.0.0.1:%s%s/readyz" % (s, e("KG_PORT", "8888"), "/" + b if b else ""); r.urlopen(u, timeout=4, context=ssl._create_unverified_context() if s == "https" else None)'
 
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["fastkg"]

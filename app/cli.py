@@ -53,6 +53,7 @@ def normalise_argv(argv: Sequence[str]) -> list[str]:
             key, _, value = arg[2:].partition("=")
             field = key.rsplit(".", 1)[1].replace("_", "-")
             field = {"ws-ping-interval-secs": "ws-ping-interval"}.get(field, field)
+            # MappingKernelManager.cull_idle_timeout=... -> --cull-idle-timeout=... (same names as ours)
             arg = f"--{field}={value}" if value else f"--{field}"
         out.append(arg)
     return out
@@ -104,7 +105,7 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         http=TolerantH11Protocol,
-        log_config=configure_logging(settings.log_level),
+        log_config=configure_logging(settings.log_level, settings.log_format.value),
         ws_max_size=10 * 1024 * 1024,
         # Kernel output is relayed on loopback or a LAN: compressing every frame costs the gateway far more
         # CPU than it saves (browsers always offer permessage-deflate). KG and Jupyter Server do not compress.

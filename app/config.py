@@ -23,6 +23,21 @@ class Personality(StrEnum):
     NOTEBOOK_HTTP = "notebook-http"
 
 
+class AdminMode(StrEnum):
+    """Whether the admin page and its API are served (FASTKG_ADMIN)."""
+
+    ON = "on"
+    OFF = "off"
+    AUTO = "auto"  # on with a token or on a loopback address, else off
+
+
+class LogFormat(StrEnum):
+    """How log records are written (FASTKG_LOG_FORMAT)."""
+
+    PLAIN = "plain"
+    JSON = "json"
+
+
 class CellParser(StrEnum):
     """How notebook-http finds endpoints in a notebook (KG_CELL_PARSER)."""
 
@@ -144,6 +159,17 @@ class Settings(BaseSettings):
     )
     debug: bool = Field(False, validation_alias=_env("FASTKG_DEBUG", "debug"))
     log_level: str = Field("INFO", validation_alias=_env("FASTKG_LOG_LEVEL", "log_level"))
+    log_format: LogFormat = Field(LogFormat.PLAIN, validation_alias=_env("FASTKG_LOG_FORMAT", "log_format"))
+
+    # operations: idle culling (jupyter_server's MappingKernelManager.cull_* semantics), metrics, admin
+    cull_idle_timeout: float = Field(
+        0, validation_alias=_env("FASTKG_CULL_IDLE_TIMEOUT", "cull_idle_timeout")
+    )
+    cull_interval: float = Field(300, validation_alias=_env("FASTKG_CULL_INTERVAL", "cull_interval"))
+    cull_connected: bool = Field(False, validation_alias=_env("FASTKG_CULL_CONNECTED", "cull_connected"))
+    cull_busy: bool = Field(False, validation_alias=_env("FASTKG_CULL_BUSY", "cull_busy"))
+    metrics_public: bool = Field(False, validation_alias=_env("FASTKG_METRICS_PUBLIC", "metrics_public"))
+    admin: AdminMode = Field(AdminMode.AUTO, validation_alias=_env("FASTKG_ADMIN", "admin"))
 
     @field_validator("env_whitelist", "env_process_whitelist", "api", mode="before")
     @classmethod
@@ -205,6 +231,13 @@ class Settings(BaseSettings):
     @property
     def token(self) -> str | None:
         return self.auth_token.get_secret_value() if self.auth_token else None
+
+    @property
+    def admin_enabled(self) -> bool:
+        """FASTKG_ADMIN; `auto` serves the page when a token guards it or only this host can reach it."""
+        if self.admin is AdminMode.AUTO:
+            return bool(self.token) or self.ip.startswith(("127.", "::1", "localhost"))
+        return self.admin is AdminMode.ON
 
     @property
     def parser(self) -> CellParser:

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from app.config import Settings
 from app.kernels.service import KernelService
 from app.kernels.sessions import SessionStore
+from app.state import GatewayState
 
 
 def get_settings(connection: HTTPConnection) -> Settings:
@@ -29,6 +30,14 @@ def get_sessions(connection: HTTPConnection) -> SessionStore:
     return store
 
 
+def get_gateway(connection: HTTPConnection) -> GatewayState:
+    state: GatewayState | None = getattr(connection.app.state, "gateway", None)
+    if state is None:
+        raise HTTPException(503, "The gateway is starting")
+    return state
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 KernelsDep = Annotated[KernelService, Depends(get_kernels)]
 SessionsDep = Annotated[SessionStore, Depends(get_sessions)]
+GatewayDep = Annotated[GatewayState, Depends(get_gateway)]

@@ -15,6 +15,7 @@ from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager, NoS
 from app.asgi import ASGIApp, Message, Receive, Scope, Send
 from app.config import CellParser, Personality, Settings
 from app.errors import ConfigurationError, GatewayError
+from app.kernels.culler import Culler, CullPolicy
 from app.kernels.seed import Seed
 from app.kernels.service import KernelPolicy, KernelService
 from app.kernels.sessions import SessionStore
@@ -23,6 +24,7 @@ from app.notebook_api.parsers import NotebookError, ParsedNotebook
 from app.notebook_api.service import NotebookOptions, NotebookService, parse_notebook
 from app.plugins import GatewayServices, PluginPersonality, find_personalities, seed_filter, shut_down
 from app.routers.notebook import mount_notebook_api
+from app.state import GatewayState, Phase
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +84,17 @@ async def check_configuration(settings: Settings, specs: KernelSpecManager) -> N
     await load_seed_notebook(settings, specs)
 
 
+def cull_policy(settings: Settings) -> CullPolicy:
+    return CullPolicy(
+        idle_timeout=settings.cull_idle_timeout,
+        interval=settings.cull_interval,
+        connected=settings.cull_connected,
+        busy=settings.cull_busy,
+    )
+
+
 def build_lifespan(
-    settings: Settings, gateway: GatewayServices, plugins: Sequence[PluginPersonality] = ()
+    settings: Settings, services: GatewayServices, plugins: Sequence[PluginPersonality] = ()
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -92,8 +103,10 @@ def build_lifespan(
         seed = seed_notebook.seed(seed_filter(list(plugins))) if seed_notebook else None
         kernels = KernelService(kernel_policy(settings), specs, seed)
         app.state.kernels = kernels
-        gateway.attach(kernels)
+        services.attach(kernels)
         app.state.sessions = SessionStore(kernels)
+        gateway = GatewayState(settings, kernels, app.state.sessions, Culler(kernels, cull_policy(settings)))
+        app.state.gateway = gateway
         notebook: NotebookService | None = None
         try:
             if seed_notebook is not None and seed_notebook.parsed is not None:
@@ -104,14 +117,19 @@ def build_lifespan(
                     NotebookOptions.from_settings(settings),
                 )
                 app.state.notebook = notebook
+                gateway.notebook = notebook
                 mount_notebook_api(app, notebook, settings.base_url)
             elif settings.prespawn_count:
                 for _ in range(settings.prespawn_count):
                     await kernels.start()
             await kernels.fill_warm_pool()
+            gateway.culler.start()
+            gateway.phase = Phase.READY
             log.info("fastkg ready")
             yield
         finally:
+            gateway.phase = Phase.STOPPING
+            await gateway.culler.stop()
             log.info("shutting down %d kernels", len(kernels))
             await shut_down(list(plugins))
             if notebook is not None:

@@ -18,10 +18,14 @@ from app.body_limit import BodyLimitMiddleware
 from app.config import Personality, Settings
 from app.cors import CorsMiddleware, CorsPolicy
 from app.error_responses import install_error_handlers
+from app.http.request_id import RequestIdMiddleware
 from app.json_bodies import JsonBodiesMiddleware
 from app.lifespan import StartupErrorMiddleware, build_lifespan
+from app.observability.http_metrics import HttpMetrics, HttpMetricsMiddleware
+from app.observability.metrics import build_registries
 from app.plugins import GatewayServices, create_personalities
-from app.routers import api, channels, kernels, kernelspecs, sessions
+from app.routers import api, channels, health, kernels, kernelspecs, metrics, sessions
+from app.routers.admin import mount_admin, public_admin_paths
 from app.routers.notebook import NotebookSlot
 
 DOCS_PAGE = """<!doctype html>
@@ -54,8 +58,8 @@ def _docs_router(settings: Settings) -> APIRouter:
 def create_app(settings: Settings) -> FastAPI:
     """Build a gateway for these settings. Safe to call more than once in a process."""
     base = settings.base_url
-    gateway = GatewayServices(settings)
-    plugins = create_personalities(settings, gateway)  # ConfigurationError for an unknown KG_API name
+    services = GatewayServices(settings)
+    plugins = create_personalities(settings, services)  # ConfigurationError for an unknown KG_API name
     app = FastAPI(
         title="fastkg",
         version=__version__,
@@ -63,14 +67,18 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=f"{base}/openapi.json",
-        lifespan=build_lifespan(settings, gateway, plugins),
+        lifespan=build_lifespan(settings, services, plugins),
     )
     app.state.settings = settings
-    app.state.gateway = gateway
+    app.state.metrics = build_registries(lambda: getattr(app.state, "gateway", None))
     app.router.redirect_slashes = False  # trailing slashes are significant, as in KG
     install_error_handlers(app)
     if Personality.NOTEBOOK_HTTP in settings.personalities:
         _install_notebook_slot(app, settings)
+    app.include_router(health.router, prefix=base)
+    app.include_router(metrics.router, prefix=base)
+    if settings.admin_enabled:
+        mount_admin(app, settings)
     if Personality.JUPYTER_WEBSOCKET in settings.personalities:
         for router in (api.router, kernels.router, kernelspecs.router, sessions.router, channels.router):
             app.include_router(router, prefix=base)
@@ -83,15 +91,27 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _token_free_prefixes(settings: Settings) -> tuple[str, ...]:
-    return (f"{settings.base_url}/docs/static/", f"{settings.base_url}/docs/app/")
+def _token_exemptions(settings: Settings) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Path prefixes and exact paths served without the token: the Swagger UI assets, the probes, public
+    metrics, and the admin page's own assets and login (its API takes the login cookie instead)."""
+    base = settings.base_url
+    prefixes: tuple[str, ...] = (f"{base}/docs/static/", f"{base}/docs/app/")
+    paths: tuple[str, ...] = (
+        f"{base}/livez",
+        f"{base}/readyz",
+        *([f"{base}/metrics"] if settings.metrics_public else []),
+    )
+    if settings.admin_enabled:
+        admin_prefixes, admin_paths = public_admin_paths(settings)
+        prefixes, paths = (*prefixes, *admin_prefixes), (*paths, *admin_paths)
+    return prefixes, paths
 
 
 def _install_notebook_slot(app: FastAPI, settings: Settings) -> None:
     """The notebook's router goes first (filled by the lifespan): in notebook-http mode KG serves only
     the notebook, so its paths win over fastkg's own `/docs` and `/openapi.json`, which stay for the
     paths the notebook leaves free. The OpenAPI document lists the notebook's endpoints first."""
-    slot = NotebookSlot(settings.token, _token_free_prefixes(settings))
+    slot = NotebookSlot(settings.token, *_token_exemptions(settings))
     app.router.routes.insert(0, slot)
     app.state.notebook_slot = slot
 
@@ -120,7 +140,15 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         return settings.max_rest_body if rest else settings.max_request_body
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    public = _token_free_prefixes(settings)
-    app.add_middleware(TokenAuthMiddleware, token=settings.token, public_prefixes=public)
+    public_prefixes, public_paths = _token_exemptions(settings)
+    app.add_middleware(
+        TokenAuthMiddleware,
+        token=settings.token,
+        public_prefixes=public_prefixes,
+        public_paths=public_paths,
+        cookie_prefix=f"{settings.base_url}/admin/api/" if settings.admin_enabled else None,
+    )
     app.add_middleware(CorsMiddleware, policy=CorsPolicy.from_settings(settings))
+    app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(app.state.metrics.gateway))
+    app.add_middleware(RequestIdMiddleware)
     app.add_middleware(StartupErrorMiddleware)

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Requests the gateway makes on its own behalf (readiness, usage): the kernel's busy/idle status for
+# them is not user activity, as in jupyter_server's untracked_message_types, so they never delay culling.
+UNTRACKED_PARENTS = (b'"kernel_info_request"', b'"usage_request"')
 INTERRUPT_SECONDS = 10.0  # a signal, or one request to a remote provisioner
 SHUTDOWN_SECONDS = 15.0  # jupyter_client's own grace period (5 s) and kill, with room to spare
 
@@ -54,6 +57,9 @@ class Kernel:
         self.context = context
         self.session: Session = manager.session
         self._activity = time.time()
+        self.started = self._activity
+        self.restarts = 0  # automatic and requested
+        self.owner: str | None = None  # KERNEL_USERNAME from the start request's env
         self.execution_state = "starting"
         self._listeners: list[IOPubListener] = []
         self._iopub: Channel | None = None
@@ -126,6 +132,7 @@ class Kernel:
 
     def _on_restart(self) -> None:
         log.warning("kernel %s died; restarting", self.id)
+        self.restarts += 1
         self.notify("restarting")
 
     def _on_dead(self) -> None:
@@ -187,7 +194,8 @@ class Kernel:
         message = self.decode(frames, "iopub")
         if message is None:
             return
-        self.touch()
+        if message.msg_type != "status" or not any(p in message.parts[1] for p in UNTRACKED_PARENTS):
+            self.touch()
         if message.msg_type == "status":
             state = message.content.get("execution_state")
             if isinstance(state, str):

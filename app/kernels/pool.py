@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from app.errors import KernelUnavailable
 from app.kernels.kernel import Kernel
 from app.kernels.service import KernelService
+from app.kernels.timings import Timings, TimingSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,16 @@ class Lease:
         self.broken = False
 
 
+@dataclass(frozen=True)
+class PoolStats:
+    size: int  # target
+    members: int  # started and not being replaced
+    idle: int
+    busy: int
+    waiting: int  # borrowers queued for a kernel
+    waits: TimingSnapshot  # how long borrowers waited
+
+
 class KernelPool:
     def __init__(self, kernels: KernelService, size: int, kernel_name: str | None) -> None:
         self.kernels = kernels
@@ -36,6 +49,8 @@ class KernelPool:
         self._members: set[Kernel] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._waiting = 0
+        self._waits = Timings()
 
     async def fill(self) -> None:
         """Start every kernel of the pool; raise if any fails (a failing startup cell stops startup)."""
@@ -58,6 +73,8 @@ class KernelPool:
     async def lease(self, wait_limit: float) -> AsyncIterator[Lease]:
         """Borrow a kernel (waiting in FIFO order, at most wait_limit seconds); it goes back on every path,
         or is replaced."""
+        began = time.monotonic()
+        self._waiting += 1
         try:
             async with asyncio.timeout(wait_limit):
                 kernel = await self._idle.get()
@@ -65,6 +82,9 @@ class KernelPool:
             raise KernelUnavailable(
                 f"No kernel became free within {wait_limit:g} s ({self.size} kernels, all busy)"
             ) from None
+        finally:
+            self._waiting -= 1
+            self._waits.observe(time.monotonic() - began)
         lease = Lease(kernel)
         try:
             yield lease
@@ -73,6 +93,13 @@ class KernelPool:
                 self._replace(kernel)
             elif not self._closed:
                 self._idle.put_nowait(kernel)
+
+    def stats(self) -> PoolStats:
+        members, idle = len(self._members), self._idle.qsize()
+        return PoolStats(self.size, members, idle, members - idle, self._waiting, self._waits.snapshot())
+
+    def members(self) -> list[Kernel]:
+        return list(self._members)
 
     def _replace(self, kernel: Kernel) -> None:
         if self._closed:

@@ -26,6 +26,7 @@ from app.errors import (
 )
 from app.kernels.channels import new_context
 from app.kernels.environment import kernel_environment
+from app.kernels.events import KernelEventKind, KernelEvents
 from app.kernels.executor import KernelExitedEarly
 from app.kernels.kernel import SHUTDOWN_SECONDS, Kernel
 from app.kernels.seed import Seed
@@ -56,6 +57,33 @@ class KernelPolicy:
     restart_poll: float = 1.0
 
 
+@dataclass(frozen=True)
+class KernelServiceStats:
+    running: int  # listed kernels
+    starting: int
+    warm: int
+    warm_starting: int
+    warm_target: int
+    private: int  # notebook-http pool kernels
+    max_kernels: int | None
+
+
+class _LifecycleEvents:
+    """Turns a kernel's automatic restarts and death into service events."""
+
+    def __init__(self, events: KernelEvents, kernel: Kernel) -> None:
+        self.events = events
+        self.kernel = kernel
+
+    def on_iopub(self, message: object) -> None:
+        pass
+
+    def on_lifecycle(self, event: str) -> None:
+        kind = {"restarting": KernelEventKind.AUTO_RESTARTED, "dead": KernelEventKind.DIED}.get(event)
+        if kind is not None:
+            self.events.emit(kind, self.kernel.id, self.kernel.name)
+
+
 class KernelService:
     """Owns every kernel this gateway started. Async-safe: the limit check and count happen atomically."""
 
@@ -81,6 +109,7 @@ class KernelService:
             }
         )
         self._closing = False
+        self.events = KernelEvents()
 
     # -- names and specs ------------------------------------------------------------------------
     @property
@@ -154,8 +183,10 @@ class KernelService:
             self._kernels[kernel.id] = kernel
         finally:
             self._starting -= 1
+        kernel.owner = (env or {}).get("KERNEL_USERNAME") or None
         self._refill_warm(kernel_name)
         log.info("kernel %s started (%s)", kernel.id, kernel_name)
+        self.events.emit(KernelEventKind.STARTED, kernel.id, kernel_name)
         return kernel
 
     async def _launch(self, kernel_name: str, spec: KernelSpec, env: Mapping[str, str] | None) -> Kernel:
@@ -179,6 +210,15 @@ class KernelService:
             self._spawn_dispose(task.result())
 
     async def _start_kernel(
+        self, kernel_name: str, spec: KernelSpec, env: Mapping[str, str] | None
+    ) -> Kernel:
+        try:
+            return await self._start_attempts(kernel_name, spec, env)
+        except Exception as exc:  # not a cancelled start (shutdown): that is no failure of the kernel
+            self.events.emit(KernelEventKind.START_FAILED, "", kernel_name, type(exc).__name__)
+            raise
+
+    async def _start_attempts(
         self, kernel_name: str, spec: KernelSpec, env: Mapping[str, str] | None
     ) -> Kernel:
         try:
@@ -210,6 +250,7 @@ class KernelService:
         try:
             await manager.start_kernel(env=kernel_env)
             kernel.open()
+            kernel.add_listener(_LifecycleEvents(self.events, kernel))
             await kernel.executor.wait_ready(self.policy.start_timeout)
             # Only now restart a kernel that dies: one that dies before it answers (it could not bind a
             # port) is started afresh on new ports instead of being restarted on the same ones. From here
@@ -243,6 +284,9 @@ class KernelService:
         await self._dispose(kernel)
 
     # -- warm pool ----------------------------------------------------------------------------
+    def warm_kernels(self) -> list[Kernel]:
+        return [kernel for pool in self._warm.values() for kernel in pool]
+
     @property
     def warm_count(self) -> int:
         return sum(len(pool) for pool in self._warm.values())
@@ -321,6 +365,7 @@ class KernelService:
     async def interrupt(self, kernel_id: str) -> None:
         async with self._exclusive(kernel_id) as kernel:
             await kernel.interrupt()
+            self.events.emit(KernelEventKind.INTERRUPTED, kernel.id, kernel.name)
 
     async def restart(self, kernel_id: str) -> Kernel:
         async with self._exclusive(kernel_id) as kernel:
@@ -332,15 +377,31 @@ class KernelService:
             except TimeoutError:
                 raise KernelStartFailed("The kernel did not come back after restart") from None
             kernel.execution_state = "idle"
+            kernel.restarts += 1
+            self.events.emit(KernelEventKind.RESTARTED, kernel.id, kernel.name)
             return kernel
 
-    async def shutdown(self, kernel_id: str) -> None:
+    async def shutdown(self, kernel_id: str, *, culled: bool = False) -> None:
         kernel = self._kernels.pop(kernel_id, None)
         if kernel is None:
             raise KernelNotFound(kernel_id)
         async with kernel.lock:
             await self._dispose(kernel)
         log.info("kernel %s shut down", kernel_id)
+        kind = KernelEventKind.CULLED if culled else KernelEventKind.SHUTDOWN
+        self.events.emit(kind, kernel.id, kernel.name)
+
+    def stats(self) -> KernelServiceStats:
+        """A snapshot of what the service holds, for probes, metrics and the admin page."""
+        return KernelServiceStats(
+            running=len(self._kernels),
+            starting=self._starting,
+            warm=self.warm_count,
+            warm_starting=self._warm_starting,
+            warm_target=self.policy.warm_pool,
+            private=len(self._private),
+            max_kernels=self.policy.max_kernels,
+        )
 
     async def _dispose(self, kernel: Kernel) -> None:
         if kernel not in self._live:

@@ -11,6 +11,7 @@ from app.deps import KernelsDep
 from app.errors import KernelNotFound, error_body
 from app.kernels.bridge import relay
 from app.kernels.wire import V1_SUBPROTOCOL
+from app.routers.traffic import CountedWebSocket
 
 router = APIRouter()
 
@@ -27,4 +28,6 @@ async def kernel_channels(websocket: WebSocket, kernel_id: str, kernels: Kernels
     subprotocol = V1_SUBPROTOCOL if V1_SUBPROTOCOL in offered else None
     session_id = websocket.query_params.get("session_id") or uuid.uuid4().hex
     await websocket.accept(subprotocol=subprotocol)
-    await relay(kernel, websocket, session_id, subprotocol)
+    gateway = getattr(websocket.app.state, "gateway", None)
+    client = CountedWebSocket(websocket, gateway.traffic) if gateway is not None else websocket
+    await relay(kernel, client, session_id, subprotocol)

@@ -107,14 +107,21 @@ class NotebookRouter:
 class NotebookSlot(BaseRoute):
     """The app's first route: empty until the lifespan gives it the notebook's router.
 
-    The token middleware lets requests for the Swagger UI assets (`token_free_prefixes`) through without
-    the token; a notebook path there still needs it, so the exemption never reaches notebook code.
+    The token middleware lets some requests through without the token (Swagger UI assets, probes, public
+    metrics, the admin login); a notebook path there still needs it, so the exemption never reaches
+    notebook code.
     """
 
-    def __init__(self, token: str | None = None, token_free_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        token_free_prefixes: tuple[str, ...] = (),
+        token_free_paths: tuple[str, ...] = (),
+    ) -> None:
         self.router: NotebookRouter | None = None
         self.token = token
         self.token_free_prefixes = token_free_prefixes
+        self.token_free_paths = token_free_paths
 
     @property
     def documented_routes(self) -> list[APIRoute]:
@@ -132,7 +139,7 @@ class NotebookSlot(BaseRoute):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             self.token
-            and scope["path"].startswith(self.token_free_prefixes)
+            and (scope["path"].startswith(self.token_free_prefixes) or scope["path"] in self.token_free_paths)
             and not token_matches(self.token, presented_token(scope))
         ):
             raise Unauthorized("Unauthorized: a valid token is required")

@@ -9,3 +9,6 @@ class Tag(StrEnum):
     KERNELSPECS = "kernelspecs"
     SESSIONS = "sessions"
     CHANNELS = "channels"
+    HEALTH = "health"
+    METRICS = "metrics"
+    ADMIN = "admin"

@@ -50,7 +50,7 @@ async def kg(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]
 
 
 async def test_the_notebook_owns_paths_fastkg_would_otherwise_serve(kg: Gateway) -> None:
-    for name in ("api", "docs", "openapi.json"):
+    for name in ("api", "docs", "openapi.json", "livez", "readyz", "metrics", "admin"):
         response = await kg.client.get(f"/{name}")
         assert (response.status_code, response.text) == (200, f"claimed {name}\n"), name
         assert response.headers["content-type"] == "text/plain"
@@ -217,3 +217,22 @@ async def test_a_notebook_path_under_the_token_free_docs_assets_still_needs_the_
             assert (await anonymous.get("/docs/static/swagger-ui-bundle.js/x")).status_code == 404
         served = await gw.client.get("/docs/static/swagger-ui.css")
         assert (served.status_code, served.text) == (200, "notebook code\n")
+
+
+async def test_a_notebook_path_over_the_token_free_probes_still_needs_the_token(tmp_path: Path) -> None:
+    notebook = new_notebook()
+    notebook.metadata = {"kernelspec": {"name": "python3", "language": "python"}}
+    notebook.cells = [new_code_cell("# GET /:name\nprint('notebook code')")]
+    nbformat.write(notebook, str(tmp_path / "catch_all.ipynb"))
+    token = "probes-token-0123456789"
+    settings = {"metrics_public": True, "admin": "on"}
+    async with serve(
+        api=["notebook-http"], seed_uri=str(tmp_path / "catch_all.ipynb"), auth_token=token, **settings
+    ) as gw:
+        async with httpx.AsyncClient(base_url=gw.url) as anonymous:
+            for path in ("/livez", "/readyz", "/metrics", "/admin"):
+                refused = await anonymous.get(path)
+                assert refused.status_code == 401, path
+                assert refused.json()["reason"] == "Unauthorized"
+                served = await gw.client.get(path)
+                assert (served.status_code, served.text) == (200, "notebook code\n"), path

@@ -133,3 +133,13 @@ def test_pure_modules_import_only_each_other(module: str) -> None:
 def test_only_cli_imports_main() -> None:
     importers = {imp.module for imp in ALL if imp.target == "app.main" and imp.module != "app.main"}
     assert importers == {"app.cli"}
+
+
+def test_the_kernel_domain_knows_nothing_of_http_or_observability() -> None:
+    edge = ("app.routers", "app.observability", "app.http", "app.state", "app.main", "fastapi", "starlette")
+    bad = [
+        imp
+        for imp in ALL
+        if touches(imp.module, "app.kernels") and any(touches(imp.target, package) for package in edge)
+    ]
+    assert bad == []

@@ -1,0 +1,1 @@
+"""The ASGI edge: middleware that every request passes through before routing."""

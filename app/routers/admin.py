@@ -1,0 +1,257 @@
+"""The admin page and its JSON API (FASTKG_ADMIN): kernels and notebook services, live over SSE.
+
+With a token, the page logs in once: POST /admin/api/login sets an HttpOnly, SameSite=Strict cookie that
+the token middleware accepts for /admin/api only. State-changing calls need the X-CSRF-Token header to
+match the csrf cookie (double submit), unless the request carries the token itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import html
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from app.auth import ADMIN_COOKIE, admin_session_value, presented_token, token_matches
+from app.config import Settings
+from app.deps import GatewayDep, SettingsDep
+from app.errors import BadRequest, Forbidden, GatewayError, Unauthorized
+from app.kernels.usage import UsageProbe
+from app.routers.admin_views import (
+    AdminKernel,
+    AdminOverview,
+    AdminSession,
+    AdminSnapshot,
+    IdleShutdownRequest,
+    IdleShutdownResult,
+    LoginRequest,
+    kernel_rows,
+    overview,
+)
+from app.routers.tags import Tag
+from app.state import Phase
+
+STATIC = Path(__file__).resolve().parent.parent / "static" / "admin"
+CSRF_COOKIE = "fastkg_csrf"
+CSRF_HEADER = "x-csrf-token"
+STREAM_SECONDS = 15.0  # each event stream ends after this; EventSource reconnects (so shutdown never waits)
+SNAPSHOT_EVERY = 2.0
+# the page loads only its own script and stylesheet: no inline code can run, and no site can frame it
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _usage(request: Request) -> UsageProbe:
+    probe: UsageProbe = request.app.state.admin_usage
+    return probe
+
+
+def require_csrf(request: Request) -> None:
+    """Double-submit check for calls authenticated by the cookie (a cross-site page cannot read the
+    csrf cookie, so it cannot send the matching header)."""
+    settings: Settings = request.app.state.settings
+    if settings.token and token_matches(settings.token, presented_token(request.scope)):
+        return
+    expected = request.cookies.get(CSRF_COOKIE) or ""
+    given = request.headers.get(CSRF_HEADER) or ""
+    if not expected or not hmac.compare_digest(expected, given):
+        raise Forbidden("Forbidden: missing or wrong X-CSRF-Token")
+
+
+def _set_cookie(response: Response, request: Request, name: str, value: str, http_only: bool) -> None:
+    settings: Settings = request.app.state.settings
+    response.set_cookie(
+        name,
+        value,
+        path=f"{settings.base_url}/admin",
+        httponly=http_only,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+api = APIRouter(prefix="/admin/api", tags=[Tag.ADMIN])
+CSRF = [Depends(require_csrf)]
+
+
+@api.get("/session", operation_id="admin_get_session")
+async def get_session(request: Request, response: Response, settings: SettingsDep) -> AdminSession:
+    """Whether a login is needed and done; issues the csrf cookie the page sends back as a header."""
+    csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+    _set_cookie(response, request, CSRF_COOKIE, csrf, http_only=False)
+    token = settings.token
+    authenticated = not token or token_matches(admin_session_value(token), request.cookies.get(ADMIN_COOKIE))
+    return AdminSession(token_required=bool(token), authenticated=authenticated, csrf_token=csrf)
+
+
+@api.post("/login", status_code=status.HTTP_204_NO_CONTENT, operation_id="admin_login")
+async def login(body: LoginRequest, request: Request, response: Response, settings: SettingsDep) -> None:
+    """Exchange the token for the admin cookie (HttpOnly, SameSite=Strict; never the token itself)."""
+    if not settings.token or not token_matches(settings.token, body.token):
+        raise Unauthorized("Unauthorized: wrong token")
+    _set_cookie(response, request, ADMIN_COOKIE, admin_session_value(settings.token), http_only=True)
+
+
+@api.post("/logout", status_code=status.HTTP_204_NO_CONTENT, operation_id="admin_logout")
+async def logout(request: Request, response: Response, settings: SettingsDep) -> None:
+    """Forget the admin cookie."""
+    response.delete_cookie(ADMIN_COOKIE, path=f"{settings.base_url}/admin")
+
+
+@api.get("/overview", operation_id="admin_get_overview")
+async def get_overview(gateway: GatewayDep) -> AdminOverview:
+    """Version, uptime, readiness, kernel counts against KG_MAX_KERNELS, culling settings."""
+    return overview(gateway)
+
+
+@api.get("/kernels", operation_id="admin_list_kernels")
+async def list_kernels(request: Request, gateway: GatewayDep) -> list[AdminKernel]:
+    """Every kernel: listed ones, warm ones and notebook pool kernels, with CPU and memory."""
+    return await kernel_rows(gateway, _usage(request))
+
+
+@api.post(
+    "/kernels/{kernel_id}/interrupt",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=CSRF,
+    operation_id="admin_interrupt_kernel",
+)
+async def interrupt_kernel(kernel_id: str, gateway: GatewayDep) -> None:
+    """Interrupt a listed kernel."""
+    await gateway.kernels.interrupt(kernel_id)
+
+
+@api.post(
+    "/kernels/{kernel_id}/restart",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=CSRF,
+    operation_id="admin_restart_kernel",
+)
+async def restart_kernel(kernel_id: str, gateway: GatewayDep) -> None:
+    """Restart a listed kernel."""
+    await gateway.kernels.restart(kernel_id)
+
+
+@api.delete(
+    "/kernels/{kernel_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=CSRF,
+    operation_id="admin_shutdown_kernel",
+)
+async def shutdown_kernel(kernel_id: str, gateway: GatewayDep) -> None:
+    """Shut a listed kernel down."""
+    await gateway.kernels.shutdown(kernel_id)
+
+
+@api.post("/kernels/shutdown-idle", dependencies=CSRF, operation_id="admin_shutdown_idle_kernels")
+async def shutdown_idle(body: IdleShutdownRequest, gateway: GatewayDep) -> IdleShutdownResult:
+    """Shut down every listed kernel that is not busy and has been idle longer than `idle_seconds`."""
+    now, done = time.time(), []
+    for kernel in gateway.kernels.running():
+        if kernel.execution_state != "busy" and now - kernel.last_activity.timestamp() > body.idle_seconds:
+            with contextlib.suppress(GatewayError):
+                await gateway.kernels.shutdown(kernel.id)
+                done.append(kernel.id)
+    return IdleShutdownResult(shut_down=done)
+
+
+@api.get(
+    "/events",
+    operation_id="admin_stream_events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "`snapshot` events"}},
+)
+async def stream_events(request: Request, gateway: GatewayDep) -> StreamingResponse:
+    """Server-sent events: an AdminSnapshot now (without CPU and memory), then on every kernel event and
+    every 2 s."""
+    usage = _usage(request)
+
+    async def events() -> AsyncIterator[str]:
+        changed = asyncio.Event()
+        unsubscribe = gateway.kernels.events.subscribe(lambda _: changed.set())
+        ends = time.monotonic() + STREAM_SECONDS
+        measure = False  # the first snapshot at once, without waiting for every kernel's usage
+        try:
+            yield "retry: 1000\n\n"
+            while time.monotonic() < ends and gateway.phase is Phase.READY:
+                rows = await kernel_rows(gateway, usage, measure=measure)
+                snapshot = AdminSnapshot(overview=overview(gateway), kernels=rows)
+                measure = True
+                yield f"event: snapshot\ndata: {snapshot.model_dump_json()}\n\n"
+                changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(SNAPSHOT_EVERY):
+                        await changed.wait()
+        finally:
+            unsubscribe()
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+async def services(rest: str, request: Request, settings: SettingsDep) -> Response:
+    """The notebook services REST API (/api/services...), reached with the admin cookie; 404 when the
+    gateway serves no services."""
+    if ".." in rest or "?" in rest or (rest and not rest.startswith("/")):
+        raise BadRequest("Bad service path")
+    if request.method != "GET":
+        require_csrf(request)
+    headers = {"Authorization": f"token {settings.token}"} if settings.token else {}
+    if content_type := request.headers.get("content-type"):
+        headers["Content-Type"] = content_type
+    transport = httpx.ASGITransport(app=request.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://fastkg.internal") as client:
+        answer = await client.request(
+            request.method,
+            f"{settings.base_url}/api/services{rest}",
+            params=str(request.query_params),
+            content=await request.body(),
+            headers=headers,
+        )
+    media = answer.headers.get("content-type", "application/json")
+    return Response(answer.content, status_code=answer.status_code, media_type=media)
+
+
+for _method in ("GET", "POST", "PUT", "DELETE"):
+    api.add_api_route(
+        "/services{rest:path}", services, methods=[_method], operation_id=f"admin_{_method.lower()}_services"
+    )
+
+
+def mount_admin(app: FastAPI, settings: Settings) -> None:
+    """Add the page, its static files and its API (only when FASTKG_ADMIN enables them)."""
+    base = settings.base_url
+    page = (STATIC / "index.html").read_text().replace("{{base}}", html.escape(base))
+    page = page.replace("{{base_json}}", html.escape(json.dumps(base)))
+    app.state.admin_usage = UsageProbe()
+
+    async def admin_page() -> HTMLResponse:
+        return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    app.add_api_route(f"{base}/admin", admin_page, methods=["GET"], include_in_schema=False)
+    app.include_router(api, prefix=base)
+    app.mount(f"{base}/admin/static", StaticFiles(directory=STATIC), name="admin-static")
+
+
+def public_admin_paths(settings: Settings) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(prefixes, exact paths) that need no token: the page shell, its assets, session and login."""
+    base = settings.base_url
+    return (f"{base}/admin/static/",), (
+        f"{base}/admin",
+        f"{base}/admin/api/session",
+        f"{base}/admin/api/login",
+    )

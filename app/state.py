@@ -1,0 +1,59 @@
+"""The gateway's state, built by the lifespan: one typed object the REST API, the admin page, /metrics
+and the probes all read (through snapshots, never private fields)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from app.config import Settings
+from app.kernels.culler import Culler
+from app.kernels.service import KernelService
+from app.kernels.sessions import SessionStore
+from app.notebook_api.service import NotebookService
+
+
+class Phase(StrEnum):
+    STARTING = "starting"
+    READY = "ready"
+    STOPPING = "stopping"
+
+
+@dataclass
+class WebSocketTraffic:
+    """Monotonic counters of the kernel websockets (the open count is read from the kernels)."""
+
+    connections: int = 0
+    to_kernel: int = 0  # frames from clients
+    to_client: int = 0  # frames to clients
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    kernels: KernelService
+    sessions: SessionStore
+    culler: Culler
+    notebook: NotebookService | None = None
+    phase: Phase = Phase.STARTING
+    started_at: float = field(default_factory=time.time)
+    traffic: WebSocketTraffic = field(default_factory=WebSocketTraffic)
+
+    @property
+    def uptime(self) -> float:
+        return time.time() - self.started_at
+
+    def readiness(self) -> str | None:
+        """None when the gateway can serve; otherwise why not (for /readyz)."""
+        if self.phase is Phase.STARTING:
+            return "starting: kernels and pools are being filled"
+        if self.phase is Phase.STOPPING:
+            return "shutting down"
+        if self.notebook is not None:
+            pool = self.notebook.pool.stats()
+            if pool.members < pool.size:
+                return (
+                    f"notebook pool {self.notebook.name!r} refilling: {pool.members} of {pool.size} kernels"
+                )
+        return None

@@ -1,0 +1,128 @@
+"""Idle culling with jupyter_server's semantics, on real kernels with short timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from app.cli import load_settings
+from tests.integration.test_ops_metrics import scrape, value
+from tests.support import Gateway, serve
+
+TOKEN = "cull-token-0123456789"
+FAST = {"auth_token": TOKEN, "list_kernels": True, "cull_idle_timeout": 2.0, "cull_interval": 0.3}
+
+
+async def listed(gw: Gateway) -> set[str]:
+    response = await gw.client.get("/api/kernels")
+    assert response.status_code == 200
+    return {k["id"] for k in response.json()}
+
+
+async def wait_gone(gw: Gateway, kernel_id: str, limit: float = 30) -> float:
+    began = time.monotonic()
+    async with asyncio.timeout(limit):
+        while kernel_id in await listed(gw):
+            await asyncio.sleep(0.1)
+    return time.monotonic() - began
+
+
+@pytest.mark.timeout(180)
+async def test_idle_kernel_is_culled_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "app.kernels.culler")
+    async with serve(**FAST, warm_pool=1) as gw:
+        kept = await gw.start_kernel()
+        culled = await gw.start_kernel()
+        socket = await gw.connect(kept)  # connected kernels are spared (cull_connected is off)
+        try:
+            waited = await wait_gone(gw, culled)
+            assert waited > 1.0  # not before the idle timeout
+            await asyncio.sleep(2.5)
+            assert kept in await listed(gw)
+            assert gw.app.state.gateway.kernels.stats().warm == 1  # warm kernels are never culled
+            text = await scrape(gw)
+            assert value(text, "fastkg_kernel_culls_total", kernelspec="python3") == 1
+        finally:
+            await socket.close()
+        await wait_gone(gw, kept)  # ... until their last connection closes
+    messages = [r.getMessage() for r in caplog.records if r.name == "app.kernels.culler"]
+    assert any(culled in m and "culling" in m for m in messages)
+
+
+@pytest.mark.timeout(180)
+async def test_cull_connected_culls_kernels_with_connections() -> None:
+    async with serve(**FAST, cull_connected=True) as gw:
+        kernel_id = await gw.start_kernel()
+        socket = await gw.connect(kernel_id)
+        try:
+            await wait_gone(gw, kernel_id)
+        finally:
+            await socket.close()
+
+
+@pytest.mark.timeout(180)
+async def test_busy_kernels_are_spared_unless_cull_busy() -> None:
+    async with serve(**FAST, cull_connected=True) as gw:
+        kernel_id = await gw.start_kernel()
+        socket = await gw.connect(kernel_id)
+        try:
+            reply, _ = await socket.execute("import time; time.sleep(4)", limit=60)
+            assert reply["status"] == "ok"  # idle for 4 s while busy, and not culled meanwhile
+            await wait_gone(gw, kernel_id)
+        finally:
+            await socket.close()
+    async with serve(**FAST, cull_connected=True, cull_busy=True) as gw:
+        kernel_id = await gw.start_kernel()
+        socket = await gw.connect(kernel_id)
+        try:
+            await socket.send("execute_request", {"code": "import time; time.sleep(30)", "silent": False})
+            await wait_gone(gw, kernel_id, limit=20)
+        finally:
+            await socket.close()
+
+
+@pytest.mark.timeout(120)
+async def test_activity_postpones_culling() -> None:
+    async with serve(**FAST, cull_connected=True) as gw:
+        kernel_id = await gw.start_kernel()
+        socket = await gw.connect(kernel_id)
+        try:
+            for _ in range(4):  # 4 runs 1 s apart: never 2 s idle
+                reply, _ = await socket.execute("1 + 1")
+                assert reply["status"] == "ok"
+                await asyncio.sleep(1)
+            assert kernel_id in await listed(gw)
+        finally:
+            await socket.close()
+
+
+def test_kernel_gateway_spellings_reach_the_cull_settings() -> None:
+    settings = load_settings(
+        [
+            "--MappingKernelManager.cull_idle_timeout=600",
+            "--MappingKernelManager.cull_interval=30",
+            "--MappingKernelManager.cull_connected=True",
+            "--MappingKernelManager.cull_busy=true",
+        ]
+    )
+    assert (settings.cull_idle_timeout, settings.cull_interval) == (600, 30)
+    assert settings.cull_connected is True
+    assert settings.cull_busy is True
+    assert load_settings([]).cull_idle_timeout == 0  # off by default, as in jupyter_server
+
+
+@pytest.mark.timeout(120)
+async def test_watching_usage_does_not_postpone_culling() -> None:
+    """The admin page asks kernels for usage_request every few seconds: that is not activity."""
+    async with serve(**FAST) as gw:
+        kernel_id = await gw.start_kernel()
+        sources = set()
+        async with asyncio.timeout(30):
+            while kernel_id in await listed(gw):
+                rows = (await gw.client.get("/admin/api/kernels")).json()
+                sources |= {r["usage_source"] for r in rows if r["id"] == kernel_id}
+                await asyncio.sleep(0.3)
+        assert sources == {"kernel"}  # it answered usage_request, and was culled all the same
