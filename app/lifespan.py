@@ -21,6 +21,7 @@ from app.notebook_api.loader import LoadedNotebook, load_notebook
 from app.notebook_api.parsers import NotebookError, ParsedNotebook
 from app.notebook_api.service import NotebookOptions, NotebookService, parse_notebook
 from app.routers.notebook import mount_notebook_api
+from app.services.runtime import ServicesRuntime
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncConte
         app.state.kernels = kernels
         app.state.sessions = SessionStore(kernels)
         notebook: NotebookService | None = None
+        services: ServicesRuntime | None = getattr(app.state, "services_runtime", None)
         try:
             if seed_notebook is not None and seed_notebook.parsed is not None:
                 notebook = await NotebookService.start(
@@ -101,11 +103,15 @@ def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncConte
             elif settings.prespawn_count:
                 for _ in range(settings.prespawn_count):
                     await kernels.start()
+            if services is not None:
+                await services.start(kernels)
             await kernels.fill_warm_pool()
             log.info("fastkg ready")
             yield
         finally:
             log.info("shutting down %d kernels", len(kernels))
+            if services is not None:
+                await services.close()
             if notebook is not None:
                 await notebook.close()
             await kernels.close()

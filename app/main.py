@@ -19,6 +19,7 @@ from app.error_responses import install_error_handlers
 from app.json_bodies import JsonBodiesMiddleware
 from app.lifespan import StartupErrorMiddleware, build_lifespan
 from app.routers import api, channels, kernels, kernelspecs, sessions
+from app.routers.services import install_services
 
 DOCS_PAGE = """<!doctype html>
 <html lang="en">
@@ -69,6 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(_docs_router(settings), prefix=base)
     app.mount(f"{base}/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="swagger-static")
     app.mount(f"{base}/docs/app", StaticFiles(directory=Path(__file__).parent / "static"), name="docs-app")
+    if Personality.SERVICES in settings.personalities:
+        install_services(app, settings)  # its dispatcher is the innermost middleware
     _install_middleware(app, settings)
     return app
 
@@ -78,7 +81,11 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
     api_prefix = f"{settings.base_url}/api/"
     app.add_middleware(JsonBodiesMiddleware, prefixes=(f"{api_prefix}kernels", f"{api_prefix}sessions"))
 
+    services_api = f"{api_prefix}services"
+
     def limit_for(path: str) -> int:
+        if path.startswith(services_api):
+            return settings.services_max_upload  # notebook uploads
         return settings.max_rest_body if path.startswith(api_prefix) else settings.max_request_body
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)

@@ -127,13 +127,24 @@ class KernelService:
         log.info("kernel %s started (%s)", kernel.id, kernel_name)
         return kernel
 
-    async def _launch(self, kernel_name: str, env: Mapping[str, str] | None) -> Kernel:
+    async def _launch(
+        self,
+        kernel_name: str,
+        env: Mapping[str, str] | None,
+        *,
+        seed: Seed | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> Kernel:
         kernel_env = kernel_environment(
             env,
             process_env=os.environ,
             env_whitelist=self.policy.env_whitelist,
             process_whitelist=self.policy.env_process_whitelist,
         )
+        kernel_env.update(extra_env or {})
+        seed = seed or self.seed
+        launch_options: dict[str, Any] = {"cwd": cwd} if cwd else {}
         manager = AsyncIOLoopKernelManager(
             kernel_name=kernel_name, kernel_spec_manager=self.specs, config=self._config
         )
@@ -142,11 +153,11 @@ class KernelService:
         )
         try:
             async with asyncio.timeout(self.policy.start_timeout):
-                await manager.start_kernel(env=kernel_env)
+                await manager.start_kernel(env=kernel_env, **launch_options)
                 kernel.open()
                 await kernel.executor.wait_ready(self.policy.start_timeout)
-                if self.seed is not None and self.seed.applies_to(kernel_name):
-                    await self.seed.run(kernel.executor, self.policy.start_timeout)
+                if seed is not None and seed.applies_to(kernel_name):
+                    await seed.run(kernel.executor, self.policy.start_timeout)
         except BaseException as exc:
             await self._dispose(kernel)
             if isinstance(exc, SeedFailed):
@@ -160,9 +171,19 @@ class KernelService:
         kernel.execution_state = "idle"
         return kernel
 
-    async def start_private(self, name: str | None = None) -> Kernel:
-        """A seeded kernel for the gateway's own use (notebook-http pools): not listed, not counted."""
-        kernel = await self._launch(self.resolve_name(name), None)
+    async def start_private(
+        self,
+        name: str | None = None,
+        *,
+        seed: Seed | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> Kernel:
+        """A seeded kernel for the gateway's own use (notebook-http pools): not listed, not counted.
+
+        A notebook service passes its own `seed` (instead of KG_SEED_URI's), `env` (added to the inherited
+        environment) and `cwd` (the kernel's working directory)."""
+        kernel = await self._launch(self.resolve_name(name), None, seed=seed, extra_env=env, cwd=cwd)
         self._private.add(kernel)
         return kernel
 

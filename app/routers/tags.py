@@ -9,3 +9,4 @@ class Tag(StrEnum):
     KERNELSPECS = "kernelspecs"
     SESSIONS = "sessions"
     CHANNELS = "channels"
+    SERVICES = "services"

@@ -1,0 +1,195 @@
+"""Notebook services over REST with real kernels: deploy, update, rollback, reload, undeploy, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TOKEN
+from tests.services_support import multipart, notebook, version_notebook
+from tests.support import Gateway, serve
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+async def services(tmp_path: Path) -> AsyncIterator[Gateway]:
+    (tmp_path / "root").mkdir()
+    async with serve(
+        auth_token=TOKEN,
+        api="jupyter-websocket,services",
+        services_root=str(tmp_path / "root"),
+        services_pool_max=1,
+        services_drain=20.0,
+    ) as gw:
+        yield gw
+
+
+async def deploy(gw: Gateway, name: str, raw: bytes, **fields: str) -> dict:
+    response = await gw.client.post("/api/services", **multipart(name, raw, **fields))
+    assert response.status_code == 201, response.text
+    assert response.headers["location"] == f"/api/services/{name}"
+    return dict(response.json())
+
+
+async def test_deploy_serves_and_lists(services: Gateway) -> None:
+    service = await deploy(services, "alpha", version_notebook("v1"))
+    assert service["name"] == "alpha"
+    assert service["prefix"] == "/services/alpha"
+    assert service["state"] == "serving"
+    assert service["version"]["id"] == 1
+    assert len(service["version"]["hash"]) == 64
+    assert service["kernel_name"] == "python3"
+    assert {"method": "GET", "path": "/version"} in service["endpoints"]
+    assert service["pool"] == {"min": 1, "max": 1, "size": 1, "busy": 0}
+    assert service["error"] is None
+    answer = await services.client.get("/services/alpha/version")
+    assert answer.status_code == 200
+    assert answer.text.strip() == "v1"
+    listing = await services.client.get("/api/services")
+    assert [s["name"] for s in listing.json()] == ["alpha"]
+    one = await services.client.get("/api/services/alpha")
+    assert one.json()["version"]["id"] == 1
+    # its own OpenAPI document and Swagger UI, and a tag in the gateway's combined document
+    own = (await services.client.get("/services/alpha/openapi.json")).json()
+    assert "/services/alpha/version" in own["paths"]
+    docs = await services.client.get("/services/alpha/docs")
+    assert docs.status_code == 200
+    assert 'data-openapi="/services/alpha/openapi.json"' in docs.text
+    combined = (await services.client.get("/openapi.json")).json()
+    assert combined["paths"]["/services/alpha/version"]["get"]["tags"] == ["alpha"]
+    assert "/api/services" in combined["paths"]
+    assert any(tag["name"] == "alpha" for tag in combined["tags"])
+
+
+async def test_update_rollback_and_undeploy(services: Gateway) -> None:
+    await deploy(services, "beta", version_notebook("v1"))
+    updated = await services.client.put("/api/services/beta", **multipart("beta", version_notebook("v2")))
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["version"]["id"] == 2
+    assert (await services.client.get("/services/beta/version")).text.strip() == "v2"
+    versions = (await services.client.get("/api/services/beta/versions")).json()
+    assert [(v["id"], v["active"]) for v in versions] == [(2, True), (1, False)]
+    assert set(versions[0]) >= {"id", "hash", "created", "active"}
+    back = await services.client.post("/api/services/beta/rollback")
+    assert back.status_code == 200, back.text
+    assert back.json()["version"]["id"] == 1
+    assert (await services.client.get("/services/beta/version")).text.strip() == "v1"
+    forward = await services.client.post("/api/services/beta/rollback", json={"version": 2})
+    assert forward.json()["version"]["id"] == 2
+    missing = await services.client.post("/api/services/beta/rollback", json={"version": 99})
+    assert missing.status_code == 404
+    assert missing.json()["message"] == "No such version: 99"
+    gone = await services.client.delete("/api/services/beta")
+    assert gone.status_code == 204
+    assert (await services.client.get("/api/services/beta")).status_code == 404
+    after = await services.client.get("/services/beta/version")
+    assert after.status_code == 404
+
+
+async def test_two_services_same_paths_and_own_cwd_env(services: Gateway, tmp_path: Path) -> None:
+    data_a, data_b = tmp_path / "a", tmp_path / "b"
+    data_a.mkdir()
+    data_b.mkdir()
+    (data_a / "data.txt").write_text("from a")
+    (data_b / "data.txt").write_text("from b")
+    await deploy(services, "one", version_notebook("one"), cwd=str(data_a), env='{"COLOUR": "red"}')
+    await deploy(services, "two", version_notebook("two"), cwd=str(data_b), prefix="/x/two")
+    assert (await services.client.get("/services/one/version")).text.strip() == "one"
+    assert (await services.client.get("/x/two/version")).text.strip() == "two"
+    assert (await services.client.get("/services/one/file/data.txt")).text.strip() == "from a"
+    assert (await services.client.get("/x/two/file/data.txt")).text.strip() == "from b"
+    assert (await services.client.get("/services/one/env/COLOUR")).text.strip() == "red"
+    assert (await services.client.get("/x/two/env/COLOUR")).text.strip() == "<unset>"
+    assert (await services.client.get("/services/one/env/KG_AUTH_TOKEN")).text.strip() == "<unset>"
+
+
+async def test_bad_inputs_are_clear_4xx_and_leave_the_old_version(services: Gateway, tmp_path: Path) -> None:
+    await deploy(services, "keep", version_notebook("v1"))
+    client = services.client
+    cases = [
+        ({"content": b"{", "headers": {"content-type": "application/json"}}, 400, "Malformed JSON body"),
+        ({"content": b"x", "headers": {"content-type": "text/plain"}}, 400, "multipart"),
+        (multipart("Bad_Name", version_notebook("x")), 422, "Invalid service name"),
+        (multipart("keep", version_notebook("x")), 409, "already exists"),
+        (multipart("other", version_notebook("x"), prefix="/api/x"), 409, "collides with the gateway's /api"),
+        (multipart("other", version_notebook("x"), prefix="/docs"), 409, "/docs"),
+        (multipart("other", version_notebook("x"), prefix="/services/keep/sub"), 409, "service keep"),
+        (multipart("other", b"not json"), 422, "Cannot parse notebook"),
+        (multipart("other", notebook("x = 1")), 422, "no annotated cells"),
+        (multipart("other", version_notebook("x"), kernel_name="nope"), 422, "Unknown kernelspec: nope"),
+        (multipart("other", notebook("raise ValueError('boom')", "# GET /a\nprint(1)")), 422, "startup cell"),
+        (multipart("other", version_notebook("x"), pool_min="zero"), 422, "pool_min"),
+        (multipart("other", version_notebook("x"), env="[1]"), 422, "env"),
+        (multipart("other", version_notebook("x"), cwd=str(tmp_path / "missing")), 422, "cwd"),
+        ({"json": {"name": "other", "source": "../outside.ipynb"}}, 422, "outside the services root"),
+        ({"json": {"name": "other"}}, 422, "Send a notebook"),
+    ]
+    for arguments, status, text in cases:
+        response = await client.post("/api/services", **arguments)
+        assert response.status_code == status, (arguments.get("data"), response.text)
+        body = response.json()
+        assert set(body) == {"reason", "message"}
+        assert text in body["message"], body
+    failed = await client.put("/api/services/keep", **multipart("keep", notebook("x = 1")))
+    assert failed.status_code == 422
+    service = (await client.get("/api/services/keep")).json()
+    assert service["state"] == "serving"
+    assert service["version"]["id"] == 1
+    assert "no annotated cells" in service["error"]
+    assert (await client.get("/services/keep/version")).text.strip() == "v1"
+    assert [s["name"] for s in (await client.get("/api/services")).json()] == ["keep"]
+    assert (await client.get("/api/services/nothing")).status_code == 404
+    assert (await client.post("/api/services/keep/reload")).status_code == 409
+    big = await client.post("/api/services", **multipart("big", b"x" * (17 * 1024 * 1024)))
+    assert big.status_code == 413
+
+
+async def test_source_path_and_reload(services: Gateway, tmp_path: Path) -> None:
+    source = tmp_path / "root" / "svc.ipynb"
+    source.write_bytes(version_notebook("v1"))
+    (tmp_path / "secret.ipynb").write_bytes(version_notebook("secret"))
+    (tmp_path / "root" / "link.ipynb").symlink_to(tmp_path / "secret.ipynb")
+    refused = await services.client.post("/api/services", json={"name": "s", "source": "link.ipynb"})
+    assert refused.status_code == 422
+    assert "outside the services root" in refused.json()["message"]
+    created = await services.client.post("/api/services", json={"name": "s", "source": "svc.ipynb"})
+    assert created.status_code == 201, created.text
+    source.write_bytes(version_notebook("v2"))
+    reloaded = await services.client.post("/api/services/s/reload")
+    assert reloaded.status_code == 200, reloaded.text
+    assert reloaded.json()["version"]["id"] == 2
+    assert (await services.client.get("/services/s/version")).text.strip() == "v2"
+
+
+async def test_request_in_flight_survives_a_redeploy(services: Gateway) -> None:
+    await deploy(services, "slow", version_notebook("old"))
+    in_flight = asyncio.create_task(services.client.get("/services/slow/sleep/3"))
+    await asyncio.sleep(1.0)
+    updated = await services.client.put("/api/services/slow", **multipart("slow", version_notebook("new")))
+    assert updated.status_code == 200, updated.text
+    assert (await services.client.get("/services/slow/version")).text.strip() == "new"
+    old = await in_flight
+    assert old.status_code == 200
+    assert old.text.strip() == "old"
+
+
+async def test_async_job(services: Gateway) -> None:
+    await deploy(services, "jobs", version_notebook("done"))
+    accepted = await services.client.get("/services/jobs/sleep/1", headers={"Prefer": "respond-async"})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["retry-after"] == "1"
+    location = accepted.headers["location"]
+    assert location.startswith("/api/jobs/")
+    first = await services.client.get(location)
+    assert first.status_code == 202
+    assert first.json()["state"] == "running"
+    async with asyncio.timeout(60):
+        while (result := await services.client.get(location)).status_code == 202:
+            await asyncio.sleep(0.2)
+    assert result.status_code == 200
+    assert result.text.strip() == "done"
+    assert (await services.client.get("/api/jobs/unknown")).status_code == 404
