@@ -134,12 +134,14 @@ async def get_service(name: str, runtime: RuntimeDep) -> dict[str, Any]:
 @router.put("/api/services/{name}", operation_id="update_service", openapi_extra={"requestBody": DEPLOY_BODY})
 async def update_service(name: str, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """Deploy a new version (a new notebook, new settings or both); the old one serves until it is ready.
-    Without a notebook or source, the active notebook is redeployed with the new settings."""
-    runtime.registry.get(name)
+    Settings left out keep their current values; without a notebook or source, the active notebook is
+    redeployed with the new settings."""
+    current = runtime.registry.get(name).spec.to_json()
     body_name, fields, raw, source = await _read_input(request)
     if body_name not in (None, name):
         raise Unprocessable(f"name {body_name!r} does not match the service {name!r}")
-    spec = runtime.registry.spec_from(name, fields)
+    del current["name"]
+    spec = runtime.registry.spec_from(name, {**current, **fields})
     notebook = await _notebook(runtime, raw, source)
     return (await runtime.registry.update(name, spec, notebook, source)).stats()
 

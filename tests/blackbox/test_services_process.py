@@ -1,0 +1,102 @@
+"""The real `fastkg` command with notebook services: restart persistence and the watched directory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.services_support import multipart, version_notebook
+from tests.support import fastkg_process, free_port
+
+pytestmark = pytest.mark.timeout(300)
+TOKEN = "blackbox-services-token"
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], limit: float = 90) -> None:
+    async with asyncio.timeout(limit):
+        while not await check():
+            await asyncio.sleep(0.2)
+
+
+async def text_of(client: httpx.AsyncClient, path: str) -> str:
+    response = await client.get(path)
+    return response.text.strip() if response.status_code == 200 else f"<{response.status_code}>"
+
+
+async def test_services_survive_a_restart(tmp_path: Path) -> None:
+    env = {
+        "KG_API": "services",
+        "KG_AUTH_TOKEN": TOKEN,
+        "FASTKG_STATE_DIR": str(tmp_path / "state"),
+        "KG_PORT": str(free_port()),
+    }
+    with fastkg_process(env, tmp_path) as gw:
+        async with gw.client as client:
+            created = await client.post(
+                "/api/services", **multipart("keep", version_notebook("v1"), prefix="/k")
+            )
+            assert created.status_code == 201, created.text
+            updated = await client.put("/api/services/keep", **multipart("keep", version_notebook("v2")))
+            assert updated.status_code == 200, updated.text
+            back = await client.post("/api/services/keep/rollback")
+            assert back.json()["version"]["id"] == 1
+            before = (await client.get("/api/services/keep/versions")).json()
+    assert (tmp_path / "state" / "services.json").is_file()
+    with fastkg_process(env, tmp_path) as gw:
+        async with gw.client as client:
+            service = (await client.get("/api/services/keep")).json()
+            assert service["state"] == "serving"
+            assert service["prefix"] == "/k"
+            assert service["version"]["id"] == 1
+            assert (await client.get("/api/services/keep/versions")).json() == before
+            assert await text_of(client, "/k/version") == "v1"
+            forward = await client.post("/api/services/keep/rollback", json={"version": 2})
+            assert forward.status_code == 200, forward.text
+            assert await text_of(client, "/k/version") == "v2"
+            fresh = await client.put("/api/services/keep", **multipart("keep", version_notebook("v3")))
+            assert fresh.json()["version"]["id"] == 3  # ids go on where they stopped
+
+
+async def test_watched_directory(tmp_path: Path) -> None:
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    (watched / "alpha.ipynb").write_bytes(version_notebook("a1", prefix="/alpha", pool_max=1))
+    env = {
+        "KG_API": "services",
+        "KG_AUTH_TOKEN": TOKEN,
+        "FASTKG_SERVICES_DIR": str(watched),
+        "FASTKG_SERVICES_POLL": "0.3",
+    }
+    with fastkg_process(env, tmp_path) as gw:
+        async with gw.client as client:
+            # deployed before the gateway answered at all
+            assert await text_of(client, "/alpha/version") == "a1"
+            # a half-written file never takes traffic
+            complete = version_notebook("a2", prefix="/alpha", pool_max=1)
+            (watched / "alpha.ipynb").write_bytes(complete[: len(complete) // 2])
+            await asyncio.sleep(2.0)
+            service = (await client.get("/api/services/alpha")).json()
+            assert service["version"]["id"] == 1
+            assert service["state"] == "serving"
+            assert await text_of(client, "/alpha/version") == "a1"
+            (watched / "alpha.ipynb").write_bytes(complete)
+            await eventually(lambda: _is(client, "/alpha/version", "a2"))
+            versions = (await client.get("/api/services/alpha/versions")).json()
+            assert [v["id"] for v in versions] == [2, 1]
+            # a new file is a new service with the default prefix
+            (watched / "beta.ipynb").write_bytes(version_notebook("b1"))
+            await eventually(lambda: _is(client, "/services/beta/version", "b1"))
+            # removal undeploys
+            os.remove(watched / "alpha.ipynb")
+            await eventually(lambda: _is(client, "/alpha/version", "<404>"))
+            names = [s["name"] for s in (await client.get("/api/services")).json()]
+            assert names == ["beta"]
+
+
+async def _is(client: httpx.AsyncClient, path: str, expected: str) -> bool:
+    return await text_of(client, path) == expected
