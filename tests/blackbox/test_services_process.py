@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import httpx
 import pytest
 
 from tests.services_support import multipart, version_notebook
-from tests.support import fastkg_process, free_port
+from tests.support import ROOT, fastkg_process, free_port
 
 pytestmark = pytest.mark.timeout(300)
 TOKEN = "blackbox-services-token"
@@ -100,3 +102,63 @@ async def test_watched_directory(tmp_path: Path) -> None:
 
 async def _is(client: httpx.AsyncClient, path: str, expected: str) -> bool:
     return await text_of(client, path) == expected
+
+
+def _cli(port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KG_PORT": str(port), "KG_AUTH_TOKEN": TOKEN}
+    return subprocess.run(
+        [sys.executable, "-m", "app", "services", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_cli_and_the_bundled_examples(tmp_path: Path) -> None:
+    """`make run`'s configuration: the examples directory watched, and the CLI driving the gateway."""
+    port = free_port()
+    env = {
+        "KG_PORT": str(port),
+        "KG_API": "jupyter-websocket,services",
+        "KG_AUTH_TOKEN": TOKEN,
+        "FASTKG_SERVICES_DIR": str(ROOT / "examples" / "services"),
+        "FASTKG_SERVICES_ROOT": str(ROOT / "examples"),
+    }
+    with fastkg_process(env, tmp_path) as gw:
+        async with gw.client as client:
+            assert await text_of(client, "/greeter/hello/world") == "Hello, world!"
+            summary = await client.post("/services/stats/summary", json=[1, 2, 3, 10])
+            assert summary.json() == {"n": 4, "mean": 4.0, "median": 2.5}
+            listed = await asyncio.to_thread(_cli, port, "list")
+            assert listed.returncode == 0, listed.stderr
+            assert "greeter" in listed.stdout
+            assert "/services/stats" in listed.stdout
+            first = await asyncio.to_thread(
+                _cli,
+                port,
+                "deploy",
+                str(ROOT / "examples/services/greeter.ipynb"),
+                "--name",
+                "hi",
+                "--prefix",
+                "/hi",
+            )
+            assert first.returncode == 0, first.stderr
+            second = await asyncio.to_thread(
+                _cli, port, "deploy", "services/stats.ipynb", "--source", "--name", "hi"
+            )
+            assert second.returncode == 0, second.stderr
+            assert " v2 " in second.stdout
+            assert (await client.post("/hi/summary", json=[2])).json()["n"] == 1
+            back = await asyncio.to_thread(_cli, port, "rollback", "hi")
+            assert back.returncode == 0, back.stderr
+            assert " v1 " in back.stdout
+            assert await text_of(client, "/hi/hello/you") == "Hello, you!"
+            gone = await asyncio.to_thread(_cli, port, "undeploy", "hi")
+            assert gone.returncode == 0, gone.stderr
+            missing = await asyncio.to_thread(_cli, port, "undeploy", "hi")
+            assert missing.returncode == 1
+            assert "404 No such service: hi" in missing.stderr
