@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     services_pool_max: int = Field(
         4, ge=1, validation_alias=_env("FASTKG_SERVICES_POOL_MAX", "services_pool_max")
     )
+    services_shrink_after: float = Field(
+        60.0, gt=0, validation_alias=_env("FASTKG_SERVICES_SHRINK_AFTER", "services_shrink_after")
+    )
     services_max_upload: int = Field(
         16 * 1024 * 1024, gt=0, validation_alias=_env("FASTKG_SERVICES_MAX_UPLOAD", "services_max_upload")
     )

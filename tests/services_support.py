@@ -40,6 +40,7 @@ def version_notebook(tag: str, **metadata: Any) -> bytes:
         "# GET /env/:name\nprint(os.environ.get(json.loads(REQUEST)['path']['name'], '<unset>'))",
         "# GET /file/:name\nprint(open(json.loads(REQUEST)['path']['name']).read())",
         f"# GET /sleep/:secs\ntime.sleep(float(json.loads(REQUEST)['path']['secs']))\nprint({tag!r})",
+        "# POST /echo\nprint(json.loads(REQUEST)['body'])",
         metadata={"fastkg": metadata} if metadata else None,
     )
 

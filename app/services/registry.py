@@ -113,6 +113,7 @@ class ServiceRegistry:
         """A new version of a service (PUT, reload, watcher); the old one serves until it is ready."""
         service = self.get(name)
         async with service.lock:
+            self._still_registered(service)
             current = service.active.version if service.active else _latest(service)
             if raw is None and current is None:
                 raise Conflict(f"Service {name} has no notebook yet; send one")
@@ -139,6 +140,7 @@ class ServiceRegistry:
         """Serve an earlier version again (default: the one before the active one)."""
         service = self.get(name)
         async with service.lock:
+            self._still_registered(service)
             active_id = service.active.version.id if service.active else None
             if version_id is None:
                 version = service.history.previous(active_id)
@@ -153,6 +155,7 @@ class ServiceRegistry:
         """Stop routing to the service, let its requests finish, free its kernels, forget it."""
         service = self.get(name)
         async with service.lock:
+            self._still_registered(service)
             service.state = State.DRAINING
             self._forget(service)
             if service.active is not None:
@@ -207,6 +210,11 @@ class ServiceRegistry:
         await asyncio.gather(*(d.pool.close() for d in deployments), return_exceptions=True)
 
     # -- internals --------------------------------------------------------------------------------
+    def _still_registered(self, service: Service) -> None:
+        """A change that waited for the lock while the service was undeployed must not revive it."""
+        if self._services.get(service.name) is not service:
+            raise ServiceNotFound(service.name)
+
     def _check_prefix(self, name: str, prefix: str) -> None:
         clash = reserved_clash(prefix)
         if clash is not None:
@@ -222,14 +230,11 @@ class ServiceRegistry:
             async with self._lock:
                 self._check_prefix(service.name, version.spec.prefix)
                 service.pending_prefix = version.spec.prefix
-        previous_state = service.state
         service.state = State.DEPLOYING
         try:
             deployment = await self._start(version)
         except BaseException as exc:
             service.state = State.SERVING if service.active else State.FAILED
-            if previous_state is State.FAILED and not service.active:
-                service.state = State.FAILED
             if isinstance(exc, GatewayError):
                 service.error = exc.message
                 await self._changed()

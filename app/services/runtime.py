@@ -32,6 +32,7 @@ def registry_options(settings: Settings) -> RegistryOptions:
             debug=settings.debug,
             allow_download=settings.allow_notebook_download,
             swagger=False,
+            shrink_after=settings.services_shrink_after,
         ),
         keep_versions=settings.services_versions,
         drain_seconds=settings.services_drain,

@@ -61,6 +61,7 @@ async def test_deploy_serves_and_lists(services: Gateway) -> None:
     assert 'data-openapi="/services/alpha/openapi.json"' in docs.text
     combined = (await services.client.get("/openapi.json")).json()
     assert combined["paths"]["/services/alpha/version"]["get"]["tags"] == ["alpha"]
+    assert "/services/alpha/version" in (await services.client.get("/api/swagger.json")).json()["paths"]
     assert "/api/services" in combined["paths"]
     assert any(tag["name"] == "alpha" for tag in combined["tags"])
 
@@ -88,6 +89,8 @@ async def test_update_rollback_and_undeploy(services: Gateway) -> None:
     assert (await services.client.get("/api/services/beta")).status_code == 404
     after = await services.client.get("/services/beta/version")
     assert after.status_code == 404
+    combined = (await services.client.get("/openapi.json")).json()
+    assert not [path for path in combined["paths"] if path.startswith("/services/beta")]
 
 
 async def test_two_services_same_paths_and_own_cwd_env(services: Gateway, tmp_path: Path) -> None:
@@ -193,3 +196,52 @@ async def test_async_job(services: Gateway) -> None:
     assert result.status_code == 200
     assert result.text.strip() == "done"
     assert (await services.client.get("/api/jobs/unknown")).status_code == 404
+
+
+async def test_pool_grows_while_requests_queue_and_shrinks_when_idle(tmp_path: Path) -> None:
+    async with serve(auth_token=TOKEN, api="services", services_shrink_after=1.0) as gw:
+        created = await gw.client.post(
+            "/api/services", **multipart("grow", version_notebook("g"), pool_min="1", pool_max="2")
+        )
+        assert created.json()["pool"] == {"min": 1, "max": 2, "size": 1, "busy": 0}
+        both = [asyncio.create_task(gw.client.get("/services/grow/sleep/2")) for _ in range(2)]
+
+        async def pool() -> dict:
+            return dict((await gw.client.get("/api/services/grow")).json()["pool"])
+
+        async with asyncio.timeout(60):
+            while (await pool())["size"] < 2:
+                await asyncio.sleep(0.1)
+        assert [r.status_code for r in await asyncio.gather(*both)] == [200, 200]
+        async with asyncio.timeout(60):
+            while (await pool())["size"] > 1:
+                await asyncio.sleep(0.2)
+        assert (await gw.client.get("/services/grow/version")).text.strip() == "g"
+
+
+async def test_undeploy_waits_for_requests_in_flight(services: Gateway) -> None:
+    await deploy(services, "drain", version_notebook("last"))
+    in_flight = asyncio.create_task(services.client.get("/services/drain/sleep/2"))
+    async with asyncio.timeout(30):
+        while (await services.client.get("/api/services/drain")).json()["pool"]["busy"] == 0:
+            await asyncio.sleep(0.05)
+    gone = await services.client.delete("/api/services/drain")
+    assert gone.status_code == 204
+    answer = await asyncio.wait_for(in_flight, 30)  # served by its kernel, not cut off by the undeploy
+    assert answer.status_code == 200
+    assert answer.text.strip() == "last"
+
+
+async def test_service_timeout_body_limit_and_token(services: Gateway) -> None:
+    await deploy(services, "tight", version_notebook("t"), timeout="1", body_limit="100")
+    slow = await services.client.get("/services/tight/sleep/5")
+    assert slow.status_code == 504
+    small = await services.client.post("/services/tight/echo", content=b"x" * 50)
+    assert small.status_code == 200
+    assert small.text.strip() == "x" * 50
+    big = await services.client.post("/services/tight/echo", content=b"x" * 500)
+    assert big.status_code == 413
+    assert big.json()["reason"] == "Request Entity Too Large"
+    anonymous = await services.client.get("/services/tight/version", headers={"Authorization": ""})
+    assert anonymous.status_code == 401
+    assert (await services.client.get("/services/tight/version")).text.strip() == "t"
