@@ -12,6 +12,11 @@ from app.services.jobs import JobTable
 from app.services.registry import ServiceRegistry
 
 
+def _raw_path(scope: Scope) -> str:
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1").split("?", 1)[0] if isinstance(raw, bytes) else str(scope["path"])
+
+
 def wants_async(scope: Scope) -> bool:
     prefer = header(scope, b"prefer") or ""
     return any(part.strip().lower() == "respond-async" for part in prefer.split(","))
@@ -33,6 +38,9 @@ class ServiceDispatchMiddleware:
             await self.app(scope, receive, send)
             return
         deployment = service.active
+        if service.prefix == "" and (deployment is None or not deployment.claims(_raw_path(scope))):
+            await self.app(scope, receive, send)  # the root service owns only its notebook's paths
+            return
         if deployment is None:
             message = f"Service {service.name} is not serving ({service.state.value})"
             await send_error(scope, send, 503, message)

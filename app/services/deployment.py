@@ -126,6 +126,14 @@ class Deployment:
             if not self._inflight:
                 self._quiet.set()
 
+    def claims(self, raw_path: str) -> bool:
+        """Whether a path under the prefix is one of this notebook's (its endpoints or its spec). A service
+        at the root prefix serves only these; every other path goes on to the gateway's own routes."""
+        relative = raw_path[len(self.prefix) :] or "/"
+        if relative in ("/_api/spec/swagger.json", "/_api/source"):
+            return True
+        return self.notebook.parsed.match("GET", relative) is not None
+
     @property
     def inflight(self) -> int:
         return self._inflight

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import functools
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from app.services.spec import ServiceSpec
 from tests.conftest import TOKEN
 from tests.services_support import multipart, notebook, version_notebook
 from tests.support import Gateway, serve
@@ -245,3 +250,65 @@ async def test_service_timeout_body_limit_and_token(services: Gateway) -> None:
     anonymous = await services.client.get("/services/tight/version", headers={"Authorization": ""})
     assert anonymous.status_code == 401
     assert (await services.client.get("/services/tight/version")).text.strip() == "t"
+
+
+async def test_root_prefix_service_and_longest_prefix(services: Gateway) -> None:
+    """KG's single-notebook mode as a registry case: a service at the root prefix ("") serves its own
+    paths, longer prefixes win over it, and the gateway's routes still answer."""
+    registry = services.app.state.services_runtime.registry
+    spec = ServiceSpec(name="root", prefix="", pool_max=1)
+    await registry.deploy(spec, version_notebook("root"), None)
+    await deploy(services, "inner", version_notebook("inner"))
+    assert (await services.client.get("/version")).text.strip() == "root"
+    assert (await services.client.get("/services/inner/version")).text.strip() == "inner"
+    assert (await services.client.get("/api")).json()["version"]
+    kernels = await services.client.get("/api/kernelspecs")
+    assert kernels.status_code == 200
+    assert (await services.client.get("/nothing-here")).status_code == 404
+    assert (await services.client.post("/version")).status_code == 405  # the notebook's path: its 405
+    await registry.undeploy("root")
+    assert (await services.client.get("/version")).status_code == 404
+
+
+@contextlib.contextmanager
+def file_server(directory: Path) -> Iterator[str]:
+    """A loopback HTTP server for the files of `directory`."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+async def test_source_url_and_reload(services: Gateway, tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "web.ipynb").write_bytes(version_notebook("w1"))
+    with file_server(served) as url:
+        created = await services.client.post(
+            "/api/services", json={"name": "web", "source": f"{url}/web.ipynb"}
+        )
+        assert created.status_code == 201, created.text
+        assert (await services.client.get("/services/web/version")).text.strip() == "w1"
+        (served / "web.ipynb").write_bytes(version_notebook("w2"))
+        reloaded = await services.client.post("/api/services/web/reload")
+        assert reloaded.json()["version"]["id"] == 2
+        assert (await services.client.get("/services/web/version")).text.strip() == "w2"
+        (served / "web.ipynb").unlink()
+        failed = await services.client.post("/api/services/web/reload")
+        assert failed.status_code == 422
+        assert "HTTP 404" in failed.json()["message"]
+        missing = await services.client.post(
+            "/api/services", json={"name": "nope", "source": f"{url}/no.ipynb"}
+        )
+        assert missing.status_code == 422
+    assert (await services.client.get("/services/web/version")).text.strip() == "w2"
+    bad_scheme = await services.client.post(
+        "/api/services", json={"name": "x", "source": "ftp://host/a.ipynb"}
+    )
+    assert bad_scheme.status_code == 422
