@@ -200,11 +200,11 @@ class ServiceRegistry:
         return service
 
     async def close(self) -> None:
-        """Gateway shutdown: free every service's kernels now."""
+        """Gateway shutdown: free every service's kernels now (draining versions too)."""
+        deployments = [s.active for s in self._services.values() if s.active] + list(self._draining)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        deployments = [s.active for s in self._services.values() if s.active] + list(self._draining)
         self._services.clear()
         self._routes = ()
         await asyncio.gather(*(d.pool.close() for d in deployments), return_exceptions=True)
