@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection
 from app.config import Settings
 from app.errors import BadRequest, Unprocessable
 from app.routers.service_app import service_app_builder
+from app.routers.service_models import ServiceModel, VersionEntry
 from app.routers.service_openapi import combined_openapi
 from app.routers.tags import Tag
 from app.service_dispatch import ServiceDispatchMiddleware
@@ -64,9 +65,10 @@ DeployInput = tuple[str | None, dict[str, Any], bytes | None, str | None]
 
 
 async def _read_input(request: Request) -> DeployInput:
-    """(name, settings, notebook bytes, source) from a multipart or JSON body."""
+    """(name, settings, notebook bytes, source) from a form (multipart, or url-encoded without a file) or
+    JSON body."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type == "multipart/form-data":
+    if media_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.form(max_files=1, max_fields=len(FIELDS) + 4)
         values = dict(form.items())
         upload = values.pop("notebook", None)
@@ -104,6 +106,7 @@ async def _notebook(runtime: ServicesRuntime, raw: bytes | None, source: str | N
     status_code=201,
     operation_id="deploy_service",
     openapi_extra={"requestBody": DEPLOY_BODY},
+    responses={201: {"model": ServiceModel, "description": "The service, serving"}},
 )
 async def deploy_service(request: Request, runtime: RuntimeDep) -> JSONResponse:
     """Deploy a notebook as a new service; answers once it serves (startup cells have run)."""
@@ -119,19 +122,24 @@ async def deploy_service(request: Request, runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(service.stats(), status_code=201, headers={"Location": location})
 
 
-@router.get("/api/services", operation_id="list_services")
+@router.get("/api/services", operation_id="list_services", response_model=list[ServiceModel])
 async def list_services(runtime: RuntimeDep) -> list[dict[str, Any]]:
     """Every service."""
     return runtime.registry.stats()
 
 
-@router.get("/api/services/{name}", operation_id="get_service")
+@router.get("/api/services/{name}", operation_id="get_service", response_model=ServiceModel)
 async def get_service(name: str, runtime: RuntimeDep) -> dict[str, Any]:
     """One service."""
     return runtime.registry.get(name).stats()
 
 
-@router.put("/api/services/{name}", operation_id="update_service", openapi_extra={"requestBody": DEPLOY_BODY})
+@router.put(
+    "/api/services/{name}",
+    operation_id="update_service",
+    openapi_extra={"requestBody": DEPLOY_BODY},
+    response_model=ServiceModel,
+)
 async def update_service(name: str, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """Deploy a new version (a new notebook, new settings or both); the old one serves until it is ready.
     Settings left out keep their current values; without a notebook or source, the active notebook is
@@ -146,13 +154,15 @@ async def update_service(name: str, request: Request, runtime: RuntimeDep) -> di
     return (await runtime.registry.update(name, spec, notebook, source)).stats()
 
 
-@router.get("/api/services/{name}/versions", operation_id="list_service_versions")
+@router.get(
+    "/api/services/{name}/versions", operation_id="list_service_versions", response_model=list[VersionEntry]
+)
 async def list_service_versions(name: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
     """The kept versions, newest first."""
     return runtime.registry.get(name).versions()
 
 
-@router.post("/api/services/{name}/rollback", operation_id="rollback_service")
+@router.post("/api/services/{name}/rollback", operation_id="rollback_service", response_model=ServiceModel)
 async def rollback_service(name: str, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """Activate an earlier version: `{"version": id}`, by default the one before the active one."""
     runtime.registry.get(name)
@@ -171,7 +181,7 @@ async def rollback_service(name: str, request: Request, runtime: RuntimeDep) -> 
     return (await runtime.registry.rollback(name, version)).stats()
 
 
-@router.post("/api/services/{name}/reload", operation_id="reload_service")
+@router.post("/api/services/{name}/reload", operation_id="reload_service", response_model=ServiceModel)
 async def reload_service(name: str, runtime: RuntimeDep) -> dict[str, Any]:
     """Re-read the service's source and deploy it as a new version."""
     return (await runtime.registry.reload(name)).stats()

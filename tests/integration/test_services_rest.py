@@ -68,6 +68,17 @@ async def test_deploy_serves_and_lists(services: Gateway) -> None:
     assert combined["paths"]["/services/alpha/version"]["get"]["tags"] == ["alpha"]
     assert "/services/alpha/version" in (await services.client.get("/api/swagger.json")).json()["paths"]
     assert "/api/services" in combined["paths"]
+    model = combined["components"]["schemas"]["ServiceModel"]
+    assert set(model["properties"]) == {
+        "name",
+        "prefix",
+        "state",
+        "version",
+        "kernel_name",
+        "endpoints",
+        "pool",
+        "error",
+    }
     assert any(tag["name"] == "alpha" for tag in combined["tags"])
 
 
@@ -89,6 +100,15 @@ async def test_update_rollback_and_undeploy(services: Gateway) -> None:
     missing = await services.client.post("/api/services/beta/rollback", json={"version": 99})
     assert missing.status_code == 404
     assert missing.json()["message"] == "No such version: 99"
+    moved = await services.client.put("/api/services/beta", data={"prefix": "/moved"})
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["prefix"], moved.json()["version"]["id"]) == ("/moved", 3)
+    assert (await services.client.get("/moved/version")).text.strip() == "v2"  # same notebook, new place
+    assert (await services.client.get("/services/beta/version")).status_code == 404
+    home = await services.client.post("/api/services/beta/rollback")
+    assert home.json()["prefix"] == "/services/beta"
+    assert (await services.client.get("/services/beta/version")).text.strip() == "v2"
+    assert (await services.client.get("/moved/version")).status_code == 404
     gone = await services.client.delete("/api/services/beta")
     assert gone.status_code == 204
     assert (await services.client.get("/api/services/beta")).status_code == 404
