@@ -332,3 +332,42 @@ async def test_source_url_and_reload(services: Gateway, tmp_path: Path) -> None:
         "/api/services", json={"name": "x", "source": "ftp://host/a.ipynb"}
     )
     assert bad_scheme.status_code == 422
+
+
+async def test_concurrent_changes_are_isolated(services: Gateway) -> None:
+    """Racing deploys of one name: one wins. Deploying and undeploying other services never disturbs a
+    request in flight on a service."""
+    racing = await asyncio.gather(
+        *(
+            services.client.post("/api/services", **multipart("same", version_notebook(f"r{i}")))
+            for i in range(2)
+        )
+    )
+    assert sorted(r.status_code for r in racing) == [201, 409]
+    in_flight = asyncio.create_task(services.client.get("/services/same/sleep/3"))
+    async with asyncio.timeout(30):
+        while (await services.client.get("/api/services/same")).json()["pool"]["busy"] == 0:
+            await asyncio.sleep(0.05)
+    await deploy(services, "neighbour", version_notebook("n"))
+    assert (await services.client.get("/services/neighbour/version")).text.strip() == "n"
+    assert (await services.client.delete("/api/services/neighbour")).status_code == 204
+    answer = await asyncio.wait_for(in_flight, 30)
+    assert answer.status_code == 200
+    assert answer.text.strip() in ("r0", "r1")
+
+
+async def test_async_job_replays_the_body(services: Gateway) -> None:
+    await deploy(services, "asyncpost", version_notebook("p"))
+    accepted = await services.client.post(
+        "/services/asyncpost/echo", content=b"payload", headers={"Prefer": "respond-async, wait=0"}
+    )
+    assert accepted.status_code == 202
+    assert accepted.headers["preference-applied"] == "respond-async"
+    location = accepted.headers["location"]
+    async with asyncio.timeout(60):
+        while (result := await services.client.get(location)).status_code == 202:
+            assert result.headers["retry-after"] == "1"
+            await asyncio.sleep(0.1)
+    assert result.status_code == 200
+    assert result.text.strip() == "payload"
+    assert result.headers["content-type"].startswith("text/plain")
