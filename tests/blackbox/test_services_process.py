@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services_support import multipart, version_notebook
+from tests.services_support import multipart, notebook, version_notebook
 from tests.support import ROOT, fastkg_process, free_port
 
 pytestmark = pytest.mark.timeout(300)
@@ -93,11 +93,19 @@ async def test_watched_directory(tmp_path: Path) -> None:
             # a new file is a new service with the default prefix
             (watched / "beta.ipynb").write_bytes(version_notebook("b1"))
             await eventually(lambda: _is(client, "/services/beta/version", "b1"))
+            # a notebook that cannot serve is recorded as failed, and serves once fixed
+            (watched / "broken.ipynb").write_bytes(notebook("x = 1"))
+            await eventually(lambda: _state(client, "broken", "failed"))
+            broken = (await client.get("/api/services/broken")).json()
+            assert "no annotated cells" in broken["error"]
+            assert (await client.get("/services/broken/version")).status_code == 503
+            (watched / "broken.ipynb").write_bytes(version_notebook("fixed"))
+            await eventually(lambda: _is(client, "/services/broken/version", "fixed"))
+            os.remove(watched / "broken.ipynb")
             # removal undeploys
             os.remove(watched / "alpha.ipynb")
             await eventually(lambda: _is(client, "/alpha/version", "<404>"))
-            names = [s["name"] for s in (await client.get("/api/services")).json()]
-            assert names == ["beta"]
+            await eventually(lambda: _names(client, ["beta"]))
 
 
 async def _is(client: httpx.AsyncClient, path: str, expected: str) -> bool:
@@ -162,3 +170,12 @@ async def test_cli_and_the_bundled_examples(tmp_path: Path) -> None:
             missing = await asyncio.to_thread(_cli, port, "undeploy", "hi")
             assert missing.returncode == 1
             assert "404 No such service: hi" in missing.stderr
+
+
+async def _state(client: httpx.AsyncClient, name: str, state: str) -> bool:
+    response = await client.get(f"/api/services/{name}")
+    return response.status_code == 200 and response.json()["state"] == state
+
+
+async def _names(client: httpx.AsyncClient, expected: list[str]) -> bool:
+    return [s["name"] for s in (await client.get("/api/services")).json()] == expected
