@@ -40,6 +40,13 @@ async def deploy(gw: Gateway, name: str, raw: bytes, **fields: str) -> dict:
     return dict(response.json())
 
 
+async def wait_busy(gw: Gateway, name: str) -> None:
+    """Until a request is running on one of the service's kernels."""
+    async with asyncio.timeout(30):
+        while (await gw.client.get(f"/api/services/{name}")).json()["pool"]["busy"] == 0:
+            await asyncio.sleep(0.05)
+
+
 async def test_deploy_serves_and_lists(services: Gateway) -> None:
     service = await deploy(services, "alpha", version_notebook("v1"))
     assert service["name"] == "alpha"
@@ -196,7 +203,7 @@ async def test_source_path_and_reload(services: Gateway, tmp_path: Path) -> None
 async def test_request_in_flight_survives_a_redeploy(services: Gateway) -> None:
     await deploy(services, "slow", version_notebook("old"))
     in_flight = asyncio.create_task(services.client.get("/services/slow/sleep/3"))
-    await asyncio.sleep(1.0)
+    await wait_busy(services, "slow")
     updated = await services.client.put("/api/services/slow", **multipart("slow", version_notebook("new")))
     assert updated.status_code == 200, updated.text
     assert (await services.client.get("/services/slow/version")).text.strip() == "new"
@@ -247,9 +254,7 @@ async def test_pool_grows_while_requests_queue_and_shrinks_when_idle(tmp_path: P
 async def test_undeploy_waits_for_requests_in_flight(services: Gateway) -> None:
     await deploy(services, "drain", version_notebook("last"))
     in_flight = asyncio.create_task(services.client.get("/services/drain/sleep/2"))
-    async with asyncio.timeout(30):
-        while (await services.client.get("/api/services/drain")).json()["pool"]["busy"] == 0:
-            await asyncio.sleep(0.05)
+    await wait_busy(services, "drain")
     gone = await services.client.delete("/api/services/drain")
     assert gone.status_code == 204
     answer = await asyncio.wait_for(in_flight, 30)  # served by its kernel, not cut off by the undeploy
@@ -345,9 +350,7 @@ async def test_concurrent_changes_are_isolated(services: Gateway) -> None:
     )
     assert sorted(r.status_code for r in racing) == [201, 409]
     in_flight = asyncio.create_task(services.client.get("/services/same/sleep/3"))
-    async with asyncio.timeout(30):
-        while (await services.client.get("/api/services/same")).json()["pool"]["busy"] == 0:
-            await asyncio.sleep(0.05)
+    await wait_busy(services, "same")
     await deploy(services, "neighbour", version_notebook("n"))
     assert (await services.client.get("/services/neighbour/version")).text.strip() == "n"
     assert (await services.client.delete("/api/services/neighbour")).status_code == 204
