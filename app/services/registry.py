@@ -114,16 +114,12 @@ class ServiceRegistry:
         service = self.get(name)
         async with service.lock:
             self._still_registered(service)
-            current = service.active.version if service.active else _latest(service)
-            if raw is None and current is None:
-                raise Conflict(f"Service {name} has no notebook yet; send one")
-            version = service.history.new(
-                raw if raw is not None else current.raw,  # type: ignore[union-attr]
-                spec or service.spec,
-                source if raw is not None else (current.source if current else None),
-                by,
-            )
-            await self._replace(service, version)
+            if raw is None:  # new settings for the notebook already deployed
+                current = service.active.version if service.active else _latest(service)
+                if current is None:
+                    raise Conflict(f"Service {name} has no notebook yet; send one")
+                raw, source = current.raw, current.source
+            await self._replace(service, service.history.new(raw, spec or service.spec, source, by))
         await self._changed()
         return service
 
@@ -132,7 +128,7 @@ class ServiceRegistry:
         service = self.get(name)
         current = service.active.version if service.active else _latest(service)
         if current is None or current.source is None:
-            raise Conflict(f"Service {name} was uploaded, so it has no source to reload from")
+            raise Conflict(f"Service {name} has no source to reload from (it was uploaded or is watched)")
         raw = await self.sources.read(current.source)
         return await self.update(name, None, raw, current.source, by=by)
 
