@@ -3,6 +3,7 @@ state directory and the watched directory. Built by create_app, started and clos
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from app.config import Settings
@@ -60,6 +61,8 @@ class ServicesRuntime:
         if self.store is not None:
             records, notebooks = await self.store.load()
             for record in records:
+                if record.get("origin") == "watcher" and not await self._still_watched(record.get("name")):
+                    continue  # its notebook left the watched directory while the gateway was down
                 try:
                     service = await self.registry.restore(record, notebooks)
                 except (GatewayError, KeyError, TypeError, ValueError) as exc:
@@ -70,6 +73,11 @@ class ServicesRuntime:
             self.registry.on_change = self.store.save
         if self.watcher is not None:
             await self.watcher.start()
+
+    async def _still_watched(self, name: object) -> bool:
+        if self.watcher is None or not isinstance(name, str):
+            return False
+        return await asyncio.to_thread((self.watcher.directory / f"{name}.ipynb").is_file)
 
     async def close(self) -> None:
         if self.watcher is not None:

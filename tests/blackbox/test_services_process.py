@@ -179,3 +179,32 @@ async def _state(client: httpx.AsyncClient, name: str, state: str) -> bool:
 
 async def _names(client: httpx.AsyncClient, expected: list[str]) -> bool:
     return [s["name"] for s in (await client.get("/api/services")).json()] == expected
+
+
+async def test_restart_with_state_and_watched_directory(tmp_path: Path) -> None:
+    """A watched notebook removed while the gateway was down is gone after the restart; an API service
+    stays; an unchanged watched notebook keeps its version instead of getting a new one."""
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    (watched / "kept.ipynb").write_bytes(version_notebook("k1"))
+    (watched / "dropped.ipynb").write_bytes(version_notebook("d1"))
+    env = {
+        "KG_API": "services",
+        "KG_AUTH_TOKEN": TOKEN,
+        "FASTKG_SERVICES_DIR": str(watched),
+        "FASTKG_SERVICES_POLL": "0.3",
+        "FASTKG_STATE_DIR": str(tmp_path / "state"),
+    }
+    with fastkg_process(env, tmp_path) as gw:
+        async with gw.client as client:
+            created = await client.post("/api/services", **multipart("api-made", version_notebook("a1")))
+            assert created.status_code == 201, created.text
+            assert await _names(client, ["api-made", "dropped", "kept"])
+    os.remove(watched / "dropped.ipynb")
+    with fastkg_process(env, tmp_path) as gw:
+        async with gw.client as client:
+            assert await _names(client, ["api-made", "kept"])
+            assert await text_of(client, "/services/api-made/version") == "a1"
+            assert await text_of(client, "/services/kept/version") == "k1"
+            versions = (await client.get("/api/services/kept/versions")).json()
+            assert [(v["id"], v["deployed_by"]) for v in versions] == [(1, "watcher")]
