@@ -133,3 +133,15 @@ def test_pure_modules_import_only_each_other(module: str) -> None:
 def test_only_cli_imports_main() -> None:
     importers = {imp.module for imp in ALL if imp.target == "app.main" and imp.module != "app.main"}
     assert importers == {"app.cli"}
+
+
+def test_services_domain_has_no_http_framework() -> None:
+    """app/services owns services and their versions; the HTTP apps are built by app/routers and handed in."""
+    bad = [
+        imp
+        for imp in ALL
+        if touches(imp.module, "app.services")
+        and any(touches(imp.target, t) for t in ("fastapi", "starlette", "app.routers", "app.main"))
+    ]
+    assert bad == []
+    assert any(touches(imp.module, "app.services") for imp in ALL)
