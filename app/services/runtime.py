@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from app.config import Settings
+from app.config import CellParser, Settings
 from app.errors import GatewayError
 from app.kernels.service import KernelService
 from app.services.deployment import AppBuilder, DeployOptions
@@ -32,7 +32,7 @@ def registry_options(settings: Settings) -> RegistryOptions:
             base_url=settings.base_url,
             debug=settings.debug,
             allow_download=settings.allow_notebook_download,
-            swagger=False,
+            swagger=settings.parser is CellParser.SWAGGER,
             shrink_after=settings.services_shrink_after,
         ),
         keep_versions=settings.services_versions,
