@@ -2,9 +2,10 @@
 
 Starts the real `fastkg` (KG_API=services) on a free loopback port, deploys a service, drives it with 8
 concurrent keep-alive clients (a Python stand-in for `wrk -c 8`), measures steady latency, then redeploys
-the service 5 times under the same load and reports failed/5xx responses and p99 in both phases.
+the service 5 times under the same load and reports failed/5xx responses and p99 in both phases. With
+`--services 20`, 19 idle services are deployed beside it first (routing cost; gateway memory per service).
 
-    .venv/bin/python bench/services_reload.py [--seconds 5] [--reloads 5]
+    .venv/bin/python bench/services_reload.py [--seconds 5] [--reloads 5] [--services 20]
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ sys.path.insert(0, str(ROOT))
 
 from tests.services_support import multipart, version_notebook  # noqa: E402
 from tests.support import free_port, stop_process, wait_http  # noqa: E402
+
+
+def gateway_rss(pid: int) -> int:
+    """The gateway process's resident memory in kB (its kernels are separate processes)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def p99(values: list[float]) -> float:
@@ -67,6 +76,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--reloads", type=int, default=5)
+    parser.add_argument(
+        "--services", type=int, default=1, help="idle services deployed beside the measured one"
+    )
     args = parser.parse_args()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -95,6 +107,13 @@ async def main() -> None:
                 first = await admin.get("/services/bench/version")
                 deploy_first_200 = time.perf_counter() - started
                 assert first.status_code == 200
+                rss_before = gateway_rss(process.pid)
+                for n in range(1, args.services):
+                    extra = await admin.post(
+                        "/api/services", **multipart(f"idle{n}", version_notebook("idle"), pool_max=1)
+                    )
+                    assert extra.status_code == 201, extra.text
+                rss_after = gateway_rss(process.pid)
                 steady, steady_bad = await phase(base, args.seconds)
 
                 async def redeploy() -> None:
@@ -111,6 +130,11 @@ async def main() -> None:
         json.dumps(
             {
                 "deploy_to_first_200_s": round(deploy_first_200, 3),
+                "services": args.services,
+                "gateway_rss_per_idle_service_kb": round(
+                    (rss_after - rss_before) / max(1, args.services - 1)
+                ),
+                "steady_req_per_s": round(len(steady) / args.seconds),
                 "steady": {
                     "requests": len(steady),
                     "failed": len(steady_bad),

@@ -44,7 +44,7 @@ class ServiceRegistry:
         self.on_change: ChangeHook | None = None
         self.generation = 0  # bumped on every change of what is served (the combined OpenAPI follows it)
         self._services: dict[str, Service] = {}
-        self._routes: tuple[tuple[str, Service], ...] = ()
+        self._routes: dict[str, Service] = {}  # full prefix -> service; replaced whole, never mutated
         self._lock = asyncio.Lock()
         self._draining: set[Deployment] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -60,11 +60,16 @@ class ServiceRegistry:
         return service
 
     def match(self, path: str) -> Service | None:
-        """The service whose full prefix is the longest one `path` lies under."""
-        for prefix, service in self._routes:
-            if prefix == "" or path == prefix or path.startswith(prefix + "/"):
+        """The service whose full prefix is the longest one `path` lies under: one dict lookup per path
+        segment, whatever the number of services."""
+        routes = self._routes
+        candidate = path
+        while candidate:
+            service = routes.get(candidate)
+            if service is not None:
                 return service
-        return None
+            candidate = candidate[: candidate.rfind("/")] if "/" in candidate else ""
+        return routes.get("")
 
     def stats(self) -> list[dict[str, Any]]:
         return [s.stats() for s in self.all()]
@@ -202,7 +207,7 @@ class ServiceRegistry:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._services.clear()
-        self._routes = ()
+        self._routes = {}
         await asyncio.gather(*(d.pool.close() for d in deployments), return_exceptions=True)
 
     # -- internals --------------------------------------------------------------------------------
@@ -271,8 +276,7 @@ class ServiceRegistry:
 
     def _rebuild_routes(self) -> None:
         base = self.options.deploy.base_url
-        routes = [(base + s.prefix, s) for s in self._services.values() if s.state is not State.DRAINING]
-        self._routes = tuple(sorted(routes, key=lambda r: len(r[0]), reverse=True))
+        self._routes = {base + s.prefix: s for s in self._services.values() if s.state is not State.DRAINING}
         self.generation += 1
 
     async def _changed(self) -> None:
