@@ -374,3 +374,17 @@ async def test_async_job_replays_the_body(services: Gateway) -> None:
     assert result.status_code == 200
     assert result.text.strip() == "payload"
     assert result.headers["content-type"].startswith("text/plain")
+
+
+async def test_services_under_a_base_url() -> None:
+    async with serve(auth_token=TOKEN, api="services", base_url="/gw", services_pool_max=1) as gw:
+        created = await gw.client.post("/api/services", **multipart("based", version_notebook("b")))
+        assert created.status_code == 201, created.text
+        assert created.headers["location"] == "/gw/api/services/based"
+        assert (await gw.client.get("/services/based/version")).text.strip() == "b"  # client base is /gw
+        own = (await gw.client.get("/services/based/openapi.json")).json()
+        assert "/gw/services/based/version" in own["paths"]
+        accepted = await gw.client.get("/services/based/version", headers={"Prefer": "respond-async"})
+        assert accepted.headers["location"].startswith("/gw/api/jobs/")
+        clash = await gw.client.post("/api/services", **multipart("x", version_notebook("x"), prefix="/api"))
+        assert clash.status_code == 409
