@@ -20,10 +20,12 @@ install: $(STAMP)
 $(NODE_CLIENT): tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 
-## Start the gateway on 127.0.0.1:8888: the kernel API and the bundled example notebook API side by side.
+## Start the gateway on 127.0.0.1:8888: the kernel API, the bundled example notebook API, and the two
+## example notebook services of examples/services (a watched directory) side by side.
 run: install
-	KG_IP=$(HOST) KG_PORT=$(PORT) KG_API=jupyter-websocket,notebook-http \
-	KG_SEED_URI=examples/api.ipynb $(VENV)/bin/fastkg
+	KG_IP=$(HOST) KG_PORT=$(PORT) KG_API=jupyter-websocket,notebook-http,services \
+	KG_SEED_URI=examples/api.ipynb FASTKG_SERVICES_DIR=examples/services FASTKG_SERVICES_ROOT=examples \
+	$(VENV)/bin/fastkg
 
 lint: install
 	$(VENV)/bin/ruff check app tests bench

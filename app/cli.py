@@ -121,10 +121,15 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "services":
+        from app.services_cli import main as services_main
+
+        return services_main(argv[1:])
     from app.main import create_app
 
     try:
-        settings = load_settings(sys.argv[1:] if argv is None else argv)
+        settings = load_settings(argv)
         asyncio.run(preflight(settings))
         app = create_app(settings)  # a plug-in personality may refuse its configuration here
         sock = bind_socket(settings.ip, settings.port, settings.port_retries)

@@ -21,6 +21,7 @@ class Personality(StrEnum):
 
     JUPYTER_WEBSOCKET = "jupyter-websocket"
     NOTEBOOK_HTTP = "notebook-http"
+    SERVICES = "services"
 
 
 class AdminMode(StrEnum):
@@ -50,6 +51,7 @@ _PERSONALITY_NAMES = {
     "kernel_gateway.jupyter_websocket": Personality.JUPYTER_WEBSOCKET,
     "notebook-http": Personality.NOTEBOOK_HTTP,
     "kernel_gateway.notebook_http": Personality.NOTEBOOK_HTTP,
+    "services": Personality.SERVICES,
 }
 
 _BUILT_IN = {p.value for p in Personality}
@@ -157,6 +159,32 @@ class Settings(BaseSettings):
     replay_seconds: float = Field(
         60.0, ge=0, validation_alias=_env("FASTKG_REPLAY_SECONDS", "replay_seconds")
     )
+    # notebook services (KG_API=...,services)
+    services_root: str | None = Field(None, validation_alias=_env("FASTKG_SERVICES_ROOT", "services_root"))
+    services_dir: str | None = Field(None, validation_alias=_env("FASTKG_SERVICES_DIR", "services_dir"))
+    state_dir: str | None = Field(None, validation_alias=_env("FASTKG_STATE_DIR", "state_dir"))
+    services_poll: float = Field(1.0, gt=0, validation_alias=_env("FASTKG_SERVICES_POLL", "services_poll"))
+    services_versions: int = Field(
+        10, ge=1, validation_alias=_env("FASTKG_SERVICES_VERSIONS", "services_versions")
+    )
+    services_drain: float = Field(
+        30.0, ge=0, validation_alias=_env("FASTKG_SERVICES_DRAIN", "services_drain")
+    )
+    services_pool_min: int = Field(
+        1, ge=1, validation_alias=_env("FASTKG_SERVICES_POOL_MIN", "services_pool_min")
+    )
+    services_pool_max: int = Field(
+        4, ge=1, validation_alias=_env("FASTKG_SERVICES_POOL_MAX", "services_pool_max")
+    )
+    services_shrink_after: float = Field(
+        60.0, gt=0, validation_alias=_env("FASTKG_SERVICES_SHRINK_AFTER", "services_shrink_after")
+    )
+    services_max_upload: int = Field(
+        16 * 1024 * 1024, gt=0, validation_alias=_env("FASTKG_SERVICES_MAX_UPLOAD", "services_max_upload")
+    )
+    jobs_max: int = Field(100, ge=1, validation_alias=_env("FASTKG_JOBS_MAX", "jobs_max"))
+    jobs_ttl: float = Field(300.0, gt=0, validation_alias=_env("FASTKG_JOBS_TTL", "jobs_ttl"))
+
     debug: bool = Field(False, validation_alias=_env("FASTKG_DEBUG", "debug"))
     log_level: str = Field("INFO", validation_alias=_env("FASTKG_LOG_LEVEL", "log_level"))
     log_format: LogFormat = Field(LogFormat.PLAIN, validation_alias=_env("FASTKG_LOG_FORMAT", "log_format"))

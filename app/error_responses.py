@@ -95,5 +95,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    generate = app.openapi
-    app.openapi = lambda: document_bad_requests(generate())  # type: ignore[method-assign]

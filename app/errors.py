@@ -65,6 +65,21 @@ class Conflict(GatewayError):
     status = HTTPStatus.CONFLICT
 
 
+class Unprocessable(GatewayError):
+    """A well-formed request whose content cannot be used (a bad notebook or service setting)."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class ServiceNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"No such service: {name}")
+
+
+class ServiceUnavailable(GatewayError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
 class PayloadTooLarge(GatewayError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 

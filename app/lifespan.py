@@ -24,6 +24,7 @@ from app.notebook_api.parsers import NotebookError, ParsedNotebook
 from app.notebook_api.service import NotebookOptions, NotebookService, parse_notebook
 from app.plugins import GatewayServices, PluginPersonality, find_personalities, seed_filter, shut_down
 from app.routers.notebook import mount_notebook_api
+from app.services.runtime import ServicesRuntime
 from app.state import GatewayState, Phase
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ def build_lifespan(
         gateway = GatewayState(settings, kernels, app.state.sessions, Culler(kernels, cull_policy(settings)))
         app.state.gateway = gateway
         notebook: NotebookService | None = None
+        runtime: ServicesRuntime | None = getattr(app.state, "services_runtime", None)
         try:
             if seed_notebook is not None and seed_notebook.parsed is not None:
                 notebook = await NotebookService.start(
@@ -122,6 +124,8 @@ def build_lifespan(
             elif settings.prespawn_count:
                 for _ in range(settings.prespawn_count):
                     await kernels.start()
+            if runtime is not None:
+                await runtime.start(kernels)
             await kernels.fill_warm_pool()
             gateway.culler.start()
             gateway.phase = Phase.READY
@@ -132,6 +136,8 @@ def build_lifespan(
             await gateway.culler.stop()
             log.info("shutting down %d kernels", len(kernels))
             await shut_down(list(plugins))
+            if runtime is not None:
+                await runtime.close()
             if notebook is not None:
                 await notebook.close()
             await kernels.close()

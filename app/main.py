@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
@@ -26,7 +24,9 @@ from app.observability.metrics import build_registries
 from app.plugins import GatewayServices, create_personalities
 from app.routers import api, channels, health, kernels, kernelspecs, metrics, sessions
 from app.routers.admin import mount_admin, public_admin_paths
-from app.routers.notebook import NotebookSlot
+from app.routers.notebook import install_notebook_slot
+from app.routers.openapi_document import gateway_openapi
+from app.routers.services import install_services
 
 DOCS_PAGE = """<!doctype html>
 <html lang="en">
@@ -74,7 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.redirect_slashes = False  # trailing slashes are significant, as in KG
     install_error_handlers(app)
     if Personality.NOTEBOOK_HTTP in settings.personalities:
-        _install_notebook_slot(app, settings)
+        install_notebook_slot(app, settings.token, *_token_exemptions(settings))
     app.include_router(health.router, prefix=base)
     app.include_router(metrics.router, prefix=base)
     if settings.admin_enabled:
@@ -87,6 +87,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(_docs_router(settings), prefix=base)
     app.mount(f"{base}/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="swagger-static")
     app.mount(f"{base}/docs/app", StaticFiles(directory=Path(__file__).parent / "static"), name="docs-app")
+    registry = None
+    if Personality.SERVICES in settings.personalities:
+        registry = install_services(app, settings).registry  # its dispatcher is the innermost middleware
+    app.openapi = gateway_openapi(app, registry)  # type: ignore[method-assign]
     _install_middleware(app, settings)
     return app
 
@@ -107,27 +111,6 @@ def _token_exemptions(settings: Settings) -> tuple[tuple[str, ...], tuple[str, .
     return prefixes, paths
 
 
-def _install_notebook_slot(app: FastAPI, settings: Settings) -> None:
-    """The notebook's router goes first (filled by the lifespan): in notebook-http mode KG serves only
-    the notebook, so its paths win over fastkg's own `/docs` and `/openapi.json`, which stay for the
-    paths the notebook leaves free. The OpenAPI document lists the notebook's endpoints first."""
-    slot = NotebookSlot(settings.token, *_token_exemptions(settings))
-    app.router.routes.insert(0, slot)
-    app.state.notebook_slot = slot
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                summary=app.summary,
-                routes=[*slot.documented_routes, *app.routes],
-            )
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
     """CORS outermost (so 401s and 413s carry its headers), then token auth, then body limits."""
     api_prefix = f"{settings.base_url}/api/"
@@ -135,7 +118,11 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
     if kernel_api:
         app.add_middleware(JsonBodiesMiddleware, prefixes=(f"{api_prefix}kernels", f"{api_prefix}sessions"))
 
+    services_api = f"{api_prefix}services"
+
     def limit_for(path: str) -> int:
+        if path.startswith(services_api):
+            return settings.services_max_upload  # notebook uploads
         rest = kernel_api and path.startswith(api_prefix)
         return settings.max_rest_body if rest else settings.max_request_body
 

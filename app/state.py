@@ -52,8 +52,6 @@ class GatewayState:
             return "shutting down"
         if self.notebook is not None:
             pool = self.notebook.pool.stats()
-            if pool.members < pool.size:
-                return (
-                    f"notebook pool {self.notebook.name!r} refilling: {pool.members} of {pool.size} kernels"
-                )
+            if pool.members < pool.min:
+                return f"notebook pool {self.notebook.name!r} refilling: {pool.members} of {pool.min} kernels"
         return None

@@ -58,6 +58,16 @@ class KernelPolicy:
 
 
 @dataclass(frozen=True)
+class Launch:
+    """What one kernel start needs besides its kernelspec."""
+
+    env: Mapping[str, str] | None = None  # the client's `env` (KG's policy applies)
+    seed: Seed | None = None  # a notebook service's startup cells, instead of KG_SEED_URI's
+    extra_env: Mapping[str, str] | None = None  # a notebook service's own variables
+    cwd: str | None = None  # a notebook service's data directory
+
+
+@dataclass(frozen=True)
 class KernelServiceStats:
     running: int  # listed kernels
     starting: int
@@ -178,7 +188,7 @@ class KernelService:
                 self._warm[kernel_name].appendleft(warm)
             raise
         try:
-            kernel = warm or await self._launch(kernel_name, spec, env)
+            kernel = warm or await self._launch(kernel_name, spec, Launch(env=env))
             self._check_open()  # close() reaps it: it is still live
             self._kernels[kernel.id] = kernel
         finally:
@@ -189,11 +199,11 @@ class KernelService:
         self.events.emit(KernelEventKind.STARTED, kernel.id, kernel_name)
         return kernel
 
-    async def _launch(self, kernel_name: str, spec: KernelSpec, env: Mapping[str, str] | None) -> Kernel:
+    async def _launch(self, kernel_name: str, spec: KernelSpec, launch: Launch) -> Kernel:
         """Start a kernel in a task the service owns, so that close() can stop it and reap what it made,
         even when the caller (a request uvicorn cancels at shutdown) is gone."""
         self._check_open()
-        task = self._spawn(self._start_kernel(kernel_name, spec, env))
+        task = self._spawn(self._start_kernel(kernel_name, spec, launch))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -209,36 +219,35 @@ class KernelService:
         if not self._closing:  # when closing, close() reaps every live kernel
             self._spawn_dispose(task.result())
 
-    async def _start_kernel(
-        self, kernel_name: str, spec: KernelSpec, env: Mapping[str, str] | None
-    ) -> Kernel:
+    async def _start_kernel(self, kernel_name: str, spec: KernelSpec, launch: Launch) -> Kernel:
         try:
-            return await self._start_attempts(kernel_name, spec, env)
+            return await self._start_attempts(kernel_name, spec, launch)
         except Exception as exc:  # not a cancelled start (shutdown): that is no failure of the kernel
             self.events.emit(KernelEventKind.START_FAILED, "", kernel_name, type(exc).__name__)
             raise
 
-    async def _start_attempts(
-        self, kernel_name: str, spec: KernelSpec, env: Mapping[str, str] | None
-    ) -> Kernel:
+    async def _start_attempts(self, kernel_name: str, spec: KernelSpec, launch: Launch) -> Kernel:
         try:
             async with asyncio.timeout(self.policy.start_timeout):
                 for attempt in range(1, START_ATTEMPTS + 1):
                     try:
-                        return await self._start_once(kernel_name, spec, env)
+                        return await self._start_once(kernel_name, spec, launch)
                     except KernelExitedEarly:
                         log.warning("kernel %s exited while starting (attempt %d)", kernel_name, attempt)
         except TimeoutError:
             raise KernelStartFailed(f"Kernel {kernel_name} did not start in time") from None
         raise KernelStartFailed(f"Kernel {kernel_name} failed to start")
 
-    async def _start_once(self, kernel_name: str, spec: KernelSpec, env: Mapping[str, str] | None) -> Kernel:
+    async def _start_once(self, kernel_name: str, spec: KernelSpec, launch: Launch) -> Kernel:
         kernel_env = kernel_environment(
-            env,
+            launch.env,
             process_env=os.environ,
             env_whitelist=self.policy.env_whitelist,
             process_whitelist=self.policy.env_process_whitelist,
         )
+        kernel_env.update(launch.extra_env or {})
+        seed = launch.seed or self.seed
+        launch_options: dict[str, Any] = {"cwd": launch.cwd} if launch.cwd else {}
         manager = AsyncIOLoopKernelManager(
             kernel_name=kernel_name, kernel_spec_manager=self.specs, config=self._config, autorestart=False
         )
@@ -248,7 +257,7 @@ class KernelService:
         )
         self._live.add(kernel)
         try:
-            await manager.start_kernel(env=kernel_env)
+            await manager.start_kernel(env=kernel_env, **launch_options)
             kernel.open()
             kernel.add_listener(_LifecycleEvents(self.events, kernel))
             await kernel.executor.wait_ready(self.policy.start_timeout)
@@ -258,8 +267,8 @@ class KernelService:
             manager.autorestart = True
             manager.start_restarter()
             kernel.watch_restarts()
-            if self.seed is not None and self.seed.applies_to(kernel_name):
-                await self.seed.run(kernel.executor, self.policy.start_timeout)
+            if seed is not None and seed.applies_to(kernel_name):
+                await seed.run(kernel.executor, self.policy.start_timeout)
         except BaseException as exc:
             await self._dispose(kernel)
             if isinstance(exc, _PASSED_ON) or not isinstance(exc, Exception):
@@ -269,11 +278,21 @@ class KernelService:
         kernel.execution_state = "idle"
         return kernel
 
-    async def start_private(self, name: str | None = None) -> Kernel:
-        """A seeded kernel for the gateway's own use (notebook-http pools): not listed, not counted."""
+    async def start_private(
+        self,
+        name: str | None = None,
+        *,
+        seed: Seed | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> Kernel:
+        """A seeded kernel for the gateway's own use (notebook-http pools): not listed, not counted.
+
+        A notebook service passes its own `seed` (instead of KG_SEED_URI's), `env` (added to the inherited
+        environment) and `cwd` (the kernel's working directory)."""
         self._check_open()
         kernel_name, spec = await self.resolve(name)
-        kernel = await self._launch(kernel_name, spec, None)
+        kernel = await self._launch(kernel_name, spec, Launch(seed=seed, extra_env=env, cwd=cwd))
         self._check_open()
         self._private.add(kernel)
         return kernel
@@ -317,7 +336,7 @@ class KernelService:
 
     async def _add_warm(self, kernel_name: str, pool: deque[Kernel]) -> None:
         try:
-            kernel = await self._launch(kernel_name, await self.spec(kernel_name), None)
+            kernel = await self._launch(kernel_name, await self.spec(kernel_name), Launch())
         except Exception:
             log.exception("could not start a warm kernel")
             return

@@ -64,6 +64,11 @@ async def load_notebook(uri: str, *, timeout: float = 30.0) -> LoadedNotebook:  
     return _notebook(raw, file_name, uri)
 
 
+def read_notebook_bytes(raw: bytes, file_name: str, uri: str = "") -> LoadedNotebook:
+    """Parse notebook bytes already in hand (an upload, a stored version); NotebookError if invalid."""
+    return _notebook(raw, file_name, uri or file_name)
+
+
 def notebook_name(file_name: str) -> str:
     """KG's API title rule: the file name up to its first dot (`simple_api.ipynb` -> `simple_api`)."""
     return file_name.split(".")[0] if file_name.find(".") > 0 else file_name

@@ -129,7 +129,7 @@ class GatewayCollector(Collector):
         if gateway.notebook is not None:
             key = [gateway.notebook.name, ""]
             stats = gateway.notebook.pool.stats()
-            size.add_metric(key, stats.size)
+            size.add_metric(key, stats.min)
             kernels.add_metric([*key, "idle"], stats.idle)
             kernels.add_metric([*key, "busy"], stats.busy)
             waiting.add_metric(key, stats.waiting)

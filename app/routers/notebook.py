@@ -268,8 +268,21 @@ def notebook_router(service: NotebookService, base_url: str) -> NotebookRouter:
     return NotebookRouter(groups)
 
 
+def install_notebook_slot(
+    app: FastAPI,
+    token: str | None = None,
+    token_free_prefixes: tuple[str, ...] = (),
+    token_free_paths: tuple[str, ...] = (),
+) -> NotebookSlot:
+    """Put an empty notebook slot first in the app's routes: in notebook-http mode KG serves only the
+    notebook, so its paths win over every other route of the app, which stay for the paths it leaves free."""
+    slot = NotebookSlot(token, token_free_prefixes, token_free_paths)
+    app.router.routes.insert(0, slot)
+    app.state.notebook_slot = slot
+    return slot
+
+
 def mount_notebook_api(app: FastAPI, service: NotebookService, base_url: str) -> None:
-    """Fill the app's notebook slot (see create_app) with the notebook's router."""
+    """Fill the app's notebook slot (see install_notebook_slot) with the notebook's router."""
     slot: NotebookSlot = app.state.notebook_slot
     slot.router = notebook_router(service, base_url)
-    app.openapi_schema = None

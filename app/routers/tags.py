@@ -12,3 +12,4 @@ class Tag(StrEnum):
     HEALTH = "health"
     METRICS = "metrics"
     ADMIN = "admin"
+    SERVICES = "services"

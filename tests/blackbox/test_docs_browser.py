@@ -62,3 +62,22 @@ def test_swagger_ui_without_the_token_shows_no_operations(tmp_path: Path) -> Non
         dom = render(f"{gateway.url}/docs", tmp_path)
         assert "Unauthorized" in dom or "swagger-ui" not in dom
         assert 'data-path="/api/kernels"' not in dom
+
+
+@pytest.mark.timeout(180)
+def test_swagger_ui_of_a_notebook_service(tmp_path: Path) -> None:
+    """A service's own page at <prefix>/docs shows its endpoints and only them; the gateway's shows both."""
+    env = {
+        "KG_AUTH_TOKEN": TOKEN,
+        "KG_API": "jupyter-websocket,services",
+        "FASTKG_SERVICES_DIR": str(ROOT / "examples" / "services"),
+    }
+    with fastkg_process(env, tmp_path) as gateway:
+        dom = render(f"{gateway.url}/greeter/docs?token={TOKEN}", tmp_path)
+        for path in ("/greeter/hello/{name}", "/greeter/echo"):
+            assert f'data-path="{path}"' in dom, path
+        assert 'data-path="/api/kernels"' not in dom
+        assert 'data-path="/services/stats/summary"' not in dom
+        combined = render(f"{gateway.url}/docs?token={TOKEN}", tmp_path)
+        for path in ("/api/services", "/greeter/hello/{name}", "/services/stats/summary"):
+            assert f'data-path="{path}"' in combined, path

@@ -226,13 +226,15 @@ async def test_a_notebook_path_over_the_token_free_probes_still_needs_the_token(
     nbformat.write(notebook, str(tmp_path / "catch_all.ipynb"))
     token = "probes-token-0123456789"
     settings = {"metrics_public": True, "admin": "on"}
-    async with serve(
-        api=["notebook-http"], seed_uri=str(tmp_path / "catch_all.ipynb"), auth_token=token, **settings
-    ) as gw:
-        async with httpx.AsyncClient(base_url=gw.url) as anonymous:
-            for path in ("/livez", "/readyz", "/metrics", "/admin"):
-                refused = await anonymous.get(path)
-                assert refused.status_code == 401, path
-                assert refused.json()["reason"] == "Unauthorized"
-                served = await gw.client.get(path)
-                assert (served.status_code, served.text) == (200, "notebook code\n"), path
+    async with (
+        serve(
+            api=["notebook-http"], seed_uri=str(tmp_path / "catch_all.ipynb"), auth_token=token, **settings
+        ) as gw,
+        httpx.AsyncClient(base_url=gw.url) as anonymous,
+    ):
+        for path in ("/livez", "/readyz", "/metrics", "/admin"):
+            refused = await anonymous.get(path)
+            assert refused.status_code == 401, path
+            assert refused.json()["reason"] == "Unauthorized"
+            served = await gw.client.get(path)
+            assert (served.status_code, served.text) == (200, "notebook code\n"), path

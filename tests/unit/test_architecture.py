@@ -143,3 +143,15 @@ def test_the_kernel_domain_knows_nothing_of_http_or_observability() -> None:
         if touches(imp.module, "app.kernels") and any(touches(imp.target, package) for package in edge)
     ]
     assert bad == []
+
+
+def test_services_domain_has_no_http_framework() -> None:
+    """app/services owns services and their versions; the HTTP apps are built by app/routers and handed in."""
+    bad = [
+        imp
+        for imp in ALL
+        if touches(imp.module, "app.services")
+        and any(touches(imp.target, t) for t in ("fastapi", "starlette", "app.routers", "app.main"))
+    ]
+    assert bad == []
+    assert any(touches(imp.module, "app.services") for imp in ALL)

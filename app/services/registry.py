@@ -1,0 +1,292 @@
+"""The service registry: owns every notebook service, deploys, swaps and drains their versions, and
+routes a request path to a service by longest prefix.
+
+Changes to one service happen under its lock; the name/prefix table under the registry's. The route
+table is rebuilt and swapped whole, so a lookup never sees a half-made change and a request in flight
+on another service is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.errors import Conflict, GatewayError, ServiceNotFound
+from app.kernels.service import KernelService
+from app.services.deployment import AppBuilder, Deployment, DeployOptions
+from app.services.service import Service, State
+from app.services.sources import Sources
+from app.services.spec import Defaults, ServiceSpec, build_spec, check_name, overlaps, reserved_clash
+from app.services.versions import History, Version
+
+log = logging.getLogger(__name__)
+ChangeHook = Callable[[list[Service]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    defaults: Defaults
+    deploy: DeployOptions
+    keep_versions: int = 10
+    drain_seconds: float = 30.0
+
+
+class ServiceRegistry:
+    def __init__(self, options: RegistryOptions, build_app: AppBuilder, sources: Sources) -> None:
+        self.options = options
+        self.build_app = build_app
+        self.sources = sources
+        self.kernels: KernelService | None = None
+        self.on_change: ChangeHook | None = None
+        self.generation = 0  # bumped on every change of what is served (the combined OpenAPI follows it)
+        self._services: dict[str, Service] = {}
+        self._routes: dict[str, Service] = {}  # full prefix -> service; replaced whole, never mutated
+        self._lock = asyncio.Lock()
+        self._draining: set[Deployment] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- queries ----------------------------------------------------------------------------------
+    def all(self) -> list[Service]:
+        return sorted(self._services.values(), key=lambda s: s.name)
+
+    def get(self, name: str) -> Service:
+        service = self._services.get(name)
+        if service is None:
+            raise ServiceNotFound(name)
+        return service
+
+    def match(self, path: str) -> Service | None:
+        """The service whose full prefix is the longest one `path` lies under: one dict lookup per path
+        segment, whatever the number of services."""
+        routes = self._routes
+        candidate = path
+        while candidate:
+            service = routes.get(candidate)
+            if service is not None:
+                return service
+            candidate = candidate[: candidate.rfind("/")] if "/" in candidate else ""
+        return routes.get("")
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [s.stats() for s in self.all()]
+
+    # -- changes ----------------------------------------------------------------------------------
+    def spec_from(self, name: str, fields: Mapping[str, Any], cwd_base: Path | None = None) -> ServiceSpec:
+        base = cwd_base or self.sources.root
+        return build_spec(check_name(name), fields, self.options.defaults, cwd_base=base)
+
+    async def deploy(
+        self,
+        spec: ServiceSpec,
+        raw: bytes,
+        source: str | None,
+        *,
+        by: str = "api",
+        origin: str = "api",
+        keep_failed: bool = False,
+    ) -> Service:
+        """A new service; answers once it serves. On failure it is forgotten (or kept as failed)."""
+        async with self._lock:
+            if spec.name in self._services:
+                raise Conflict(f"Service {spec.name} already exists")
+            self._check_prefix(spec.name, spec.prefix)
+            service = Service(spec, History(self.options.keep_versions), origin)
+            self._services[spec.name] = service
+            self._rebuild_routes()
+        async with service.lock:
+            version = service.history.new(raw, spec, source, by)
+            try:
+                deployment = await self._start(version)
+            except BaseException as exc:
+                if keep_failed and isinstance(exc, GatewayError):
+                    service.state, service.error = State.FAILED, exc.message
+                    await self._changed()
+                else:
+                    self._forget(service)
+                raise
+            self._activate(service, deployment)
+        await self._changed()
+        return service
+
+    async def update(
+        self, name: str, spec: ServiceSpec | None, raw: bytes | None, source: str | None, *, by: str = "api"
+    ) -> Service:
+        """A new version of a service (PUT, reload, watcher); the old one serves until it is ready."""
+        service = self.get(name)
+        async with service.lock:
+            self._still_registered(service)
+            if raw is None:  # new settings for the notebook already deployed
+                current = service.active.version if service.active else _latest(service)
+                if current is None:
+                    raise Conflict(f"Service {name} has no notebook yet; send one")
+                raw, source = current.raw, current.source
+            await self._replace(service, service.history.new(raw, spec or service.spec, source, by))
+        await self._changed()
+        return service
+
+    async def reload(self, name: str, *, by: str = "api") -> Service:
+        """Re-read the active version's source and deploy what it holds now."""
+        service = self.get(name)
+        current = service.active.version if service.active else _latest(service)
+        if current is None or current.source is None:
+            raise Conflict(f"Service {name} has no source to reload from (it was uploaded or is watched)")
+        raw = await self.sources.read(current.source)
+        return await self.update(name, None, raw, current.source, by=by)
+
+    async def rollback(self, name: str, version_id: int | None) -> Service:
+        """Serve an earlier version again (default: the one before the active one)."""
+        service = self.get(name)
+        async with service.lock:
+            self._still_registered(service)
+            active_id = service.active.version.id if service.active else None
+            if version_id is None:
+                version = service.history.previous(active_id)
+            else:
+                version = service.history.get(version_id)
+            if version.id != active_id:
+                await self._replace(service, version)
+        await self._changed()
+        return service
+
+    async def undeploy(self, name: str) -> None:
+        """Stop routing to the service, let its requests finish, free its kernels, forget it."""
+        service = self.get(name)
+        async with service.lock:
+            self._still_registered(service)
+            service.state = State.DRAINING
+            self._forget(service)
+            if service.active is not None:
+                await service.active.drain(self.options.drain_seconds)
+        await self._changed()
+        log.info("service %s undeployed", name)
+
+    async def restore(self, record: Mapping[str, Any], notebooks: Mapping[str, bytes]) -> Service | None:
+        """Bring back a service saved in the state directory (its active version, same id)."""
+        versions = [
+            Version(
+                int(v["id"]),
+                v["hash"],
+                v["created"],
+                v.get("deployed_by", "api"),
+                ServiceSpec.from_json(v["spec"]),
+                v.get("source"),
+                notebooks[v["hash"]],
+            )
+            for v in record.get("versions", [])
+            if v.get("hash") in notebooks
+        ]
+        history = History(self.options.keep_versions, versions, int(record.get("next_id", 1)))
+        active_id = record.get("active")
+        active = next((v for v in versions if v.id == active_id), None)
+        spec = active.spec if active else ServiceSpec.from_json(record["spec"])
+        async with self._lock:
+            if spec.name in self._services:
+                return None
+            self._check_prefix(spec.name, spec.prefix)
+            service = Service(spec, history, record.get("origin", "api"))
+            self._services[spec.name] = service
+            self._rebuild_routes()
+        if active is None:
+            service.state, service.error = State.FAILED, "No version to restore"
+            return service
+        async with service.lock:
+            try:
+                self._activate(service, await self._start(active))
+            except GatewayError as exc:
+                service.state, service.error = State.FAILED, exc.message
+        return service
+
+    async def close(self) -> None:
+        """Gateway shutdown: free every service's kernels now (draining versions too)."""
+        deployments = [s.active for s in self._services.values() if s.active] + list(self._draining)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._services.clear()
+        self._routes = {}
+        await asyncio.gather(*(d.pool.close() for d in deployments), return_exceptions=True)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _still_registered(self, service: Service) -> None:
+        """A change that waited for the lock while the service was undeployed must not revive it."""
+        if self._services.get(service.name) is not service:
+            raise ServiceNotFound(service.name)
+
+    def _check_prefix(self, name: str, prefix: str) -> None:
+        clash = reserved_clash(prefix)
+        if clash is not None:
+            raise Conflict(f"Prefix {prefix} collides with the gateway's {clash}")
+        for other in self._services.values():
+            taken = [other.prefix, *([other.pending_prefix] if other.pending_prefix else [])]
+            if other.name != name and any(overlaps(prefix, p) for p in taken):
+                raise Conflict(f"Prefix {prefix} collides with service {other.name} at {other.prefix}")
+
+    async def _replace(self, service: Service, version: Version) -> None:
+        """Start `version` beside the serving one and swap; on failure keep the old one and say why."""
+        if version.spec.prefix != service.prefix:
+            async with self._lock:
+                self._check_prefix(service.name, version.spec.prefix)
+                service.pending_prefix = version.spec.prefix
+        service.state = State.DEPLOYING
+        try:
+            deployment = await self._start(version)
+        except BaseException as exc:
+            service.state = State.SERVING if service.active else State.FAILED
+            if isinstance(exc, GatewayError):
+                service.error = exc.message
+                await self._changed()
+            raise
+        finally:
+            service.pending_prefix = None
+        self._activate(service, deployment)
+
+    async def _start(self, version: Version) -> Deployment:
+        if self.kernels is None:
+            raise GatewayError("The gateway is starting")
+        return await Deployment.start(version, self.kernels, self.build_app, self.options.deploy)
+
+    def _activate(self, service: Service, deployment: Deployment) -> None:
+        old = service.active
+        service.active = deployment
+        service.spec = deployment.version.spec
+        if all(v.id != deployment.version.id for v in service.history.versions):
+            service.history.add(deployment.version, deployment.version.id)
+        service.state, service.error = State.SERVING, None
+        self._rebuild_routes()
+        if old is not None:
+            self._draining.add(old)
+            task = asyncio.get_running_loop().create_task(self._drain(old))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, deployment: Deployment) -> None:
+        try:
+            await deployment.drain(self.options.drain_seconds)
+        finally:
+            self._draining.discard(deployment)
+
+    def _forget(self, service: Service) -> None:
+        if self._services.get(service.name) is service:
+            del self._services[service.name]
+        self._rebuild_routes()
+
+    def _rebuild_routes(self) -> None:
+        base = self.options.deploy.base_url
+        self._routes = {base + s.prefix: s for s in self._services.values() if s.state is not State.DRAINING}
+        self.generation += 1
+
+    async def _changed(self) -> None:
+        self.generation += 1
+        if self.on_change is not None:
+            try:
+                await self.on_change(self.all())
+            except OSError as exc:
+                log.error("could not save the services state: %s", exc)
+
+
+def _latest(service: Service) -> Version | None:
+    return service.history.versions[0] if service.history.versions else None
