@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     replay_seconds: float = Field(
         60.0, ge=0, validation_alias=_env("FASTKG_REPLAY_SECONDS", "replay_seconds")
     )
+    replay_sessions: int = Field(1, ge=0, validation_alias=_env("FASTKG_REPLAY_SESSIONS", "replay_sessions"))
+    replay_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, validation_alias=_env("FASTKG_REPLAY_BYTES", "replay_bytes")
+    )
     debug: bool = Field(False, validation_alias=_env("FASTKG_DEBUG", "debug"))
     log_level: str = Field("INFO", validation_alias=_env("FASTKG_LOG_LEVEL", "log_level"))
 

@@ -48,7 +48,8 @@ class Gateway:
     log_path: Path | None = None
 
     def ws_url(self, kernel_id: str, session_id: str | None = None, token: bool = True) -> str:
-        query = [f"session_id={session_id or uuid.uuid4().hex}"]
+        """The channels URL; a fresh session_id unless one is given, and none at all for `""`."""
+        query = [] if session_id == "" else [f"session_id={session_id or uuid.uuid4().hex}"]
         if token and self.token:
             query.append(f"token={self.token}")
         return self.url.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels?" + "&".join(query)

@@ -18,6 +18,7 @@ from traitlets.config import Config
 from app.errors import KernelLimitReached, KernelNotFound, KernelSpecNotFound, KernelStartFailed, SeedFailed
 from app.kernels.channels import new_context
 from app.kernels.environment import kernel_environment
+from app.kernels.hub import Replay
 from app.kernels.kernel import Kernel
 from app.kernels.seed import Seed
 
@@ -35,6 +36,8 @@ class KernelPolicy:
     env_process_whitelist: list[str] = field(default_factory=list)
     start_timeout: float = 60.0
     replay_seconds: float = 60.0
+    replay_sessions: int = 1
+    replay_bytes: int = 64 * 1024 * 1024
     warm_pool: int = 0
     shutdown_wait: float = 3.0
     restart_poll: float = 1.0
@@ -137,9 +140,8 @@ class KernelService:
         manager = AsyncIOLoopKernelManager(
             kernel_name=kernel_name, kernel_spec_manager=self.specs, config=self._config
         )
-        kernel = Kernel(
-            str(uuid.uuid4()), kernel_name, manager, self.context, replay_seconds=self.policy.replay_seconds
-        )
+        replay = Replay(self.policy.replay_seconds, self.policy.replay_sessions, self.policy.replay_bytes)
+        kernel = Kernel(str(uuid.uuid4()), kernel_name, manager, self.context, replay=replay)
         try:
             async with asyncio.timeout(self.policy.start_timeout):
                 await manager.start_kernel(env=kernel_env)
