@@ -77,7 +77,7 @@ class Gateway:
 @contextlib.asynccontextmanager
 async def serve(settings: Settings | None = None, **overrides: Any) -> AsyncIterator[Gateway]:
     """Run create_app(settings) under a real uvicorn server on a free loopback port, in this event loop."""
-    settings = settings or Settings(**{"port": free_port(), "replay_seconds": 5.0, **overrides})
+    settings = settings or Settings(**{"port": free_port(), **overrides})
     app = create_app(settings)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=settings.port, log_level="warning", ws_max_size=10 << 20

@@ -48,7 +48,8 @@ class ChannelHub:
 
     @property
     def connections(self) -> int:
-        return len(self._live)
+        """Open websockets (one cut off for reading too slowly no longer counts, though it is closing)."""
+        return sum(1 for s in self._live if s.websocket is not None)
 
     @property
     def detached(self) -> int:
