@@ -2,9 +2,10 @@
 
 A `ChannelSession` belongs to one websocket `session_id`. It owns DEALER sockets for shell, control and
 stdin (sharing one identity so the kernel can route stdin), receives the kernel's iopub broadcast from
-the `ChannelHub`, and queues everything for exactly one writer task. When its websocket goes away it is
-kept, detached, for `replay_seconds`, still collecting (boundedly); a reconnect with the same
-`session_id` gets the missed messages first.
+the `ChannelHub`, and queues everything for exactly one writer task. When its websocket goes away the
+hub (app/kernels/hub.py) closes it, or keeps it detached, still collecting (boundedly), so a reconnect
+with the same `session_id` gets the missed messages first. Well-formed client messages on a channel
+other than shell, control or stdin are logged and dropped, as in Jupyter Server.
 """
 
 from __future__ import annotations
