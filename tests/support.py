@@ -120,7 +120,10 @@ def fastkg_process(env: dict[str, str], tmp_path: Path, args: list[str] | None =
     try:
         wait_http(base, process, log_path)
         headers = {"Authorization": f"token {token}"} if token else {}
-        client = httpx.AsyncClient(base_url=base, headers=headers, timeout=60)
+        # This context manager is synchronous (sync tests use it too), so it cannot await aclose(): without
+        # keep-alive no connection outlives its response, and none is left for the garbage collector.
+        no_keepalive = httpx.Limits(max_keepalive_connections=0)
+        client = httpx.AsyncClient(base_url=base, headers=headers, timeout=60, limits=no_keepalive)
         yield Gateway(base, token, client, process=process, log_path=log_path)
     finally:
         stop_process(process)
