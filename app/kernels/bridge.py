@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from app.kernels.channels import Channel, ChannelFull
+from app.kernels.channels import Channel, ChannelFull, ChannelUnavailable
 from app.kernels.wire import (
     V1_SUBPROTOCOL,
     ClientMessage,
@@ -76,8 +76,6 @@ class ChannelSession:
         self.session_id = session_id
         self._identity = uuid.uuid4().hex.encode()
         self._channels: dict[str, Channel] = {}
-        for name in ("shell", "stdin"):
-            self._channel(name)
         self._pending: dict[str, tuple[str, dict[str, Any]]] = {}
         self._outbox: deque[KernelMessage] = deque()
         self._outbox_bytes = 0
@@ -85,6 +83,12 @@ class ChannelSession:
         self.websocket: WebSocketLike | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self.closed = False
+        try:
+            for name in ("shell", "stdin"):
+                self._channel(name)
+        except ChannelUnavailable:
+            self.close()
+            raise
 
     def _channel(self, name: str) -> Channel:
         channel = self._channels.get(name)
@@ -241,7 +245,12 @@ async def relay(
 ) -> None:
     """Serve one accepted websocket until it closes or the kernel goes away."""
     v1 = subprotocol == V1_SUBPROTOCOL
-    session = kernel.hub.checkout(session_id, websocket)
+    try:
+        session = kernel.hub.checkout(session_id, websocket)
+    except ChannelUnavailable as exc:
+        log.error("refusing a websocket of kernel %s: %s", kernel.id, exc)
+        await _close_quietly(websocket, CLOSE_TRY_AGAIN, "the gateway cannot open more kernel sockets")
+        return
     writer = asyncio.create_task(session.write(websocket, v1), name=f"ws-writer-{session_id}")
     dropped = 0
     try:
@@ -264,7 +273,7 @@ async def relay(
                 log.info("closing websocket of kernel %s: %s", kernel.id, exc.reason)
                 await _close_quietly(websocket, exc.code, exc.reason)
                 break
-            except ChannelFull as exc:
+            except (ChannelFull, ChannelUnavailable) as exc:
                 log.warning("closing websocket of kernel %s: %s", kernel.id, exc)
                 await _close_quietly(websocket, CLOSE_TRY_AGAIN, "the kernel is not taking messages")
                 break

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import resource
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
@@ -395,3 +396,28 @@ async def test_no_leaks_across_connect_cycles() -> None:
         reply, _ = await chan.execute("1+1")
         assert reply["status"] == "ok"
         await chan.close()
+
+
+async def test_more_websockets_than_zmqs_default_socket_limit() -> None:
+    """libzmq's default of 1023 sockets per context must not cap the gateway at a few hundred clients."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 8192  # fds for 600 clients: both websocket ends, and two zmq sockets each
+    if soft < wanted and (hard == resource.RLIM_INFINITY or hard >= wanted):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    try:
+        async with serve() as gateway:
+            kernel_id = await gateway.start_kernel()
+            chans = []
+            try:
+                for _ in range(600):
+                    chans.append(await open_chan(gateway, kernel_id, session_id=""))
+                await wait_connections(gateway, kernel_id, 600, 30)
+                for chan in (chans[0], chans[-1]):
+                    reply, outputs = await chan.execute("print('one of many')", 60)
+                    assert reply["status"] == "ok"
+                    assert stdout(outputs) == "one of many\n"
+            finally:
+                await asyncio.gather(*(chan.close() for chan in chans))
+            await wait_connections(gateway, kernel_id, 0, 30)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
