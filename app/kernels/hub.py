@@ -123,8 +123,9 @@ class ChannelHub:
         self.trim()
 
     def _expire(self, session: ChannelSession) -> None:
-        if self._detached.get(session.session_id or "") is session:
-            del self._detached[session.session_id or ""]
+        key = session.session_id
+        if key is not None and self._detached.get(key) is session:
+            del self._detached[key]
         session.close()
 
     async def close(self) -> None:
