@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     jobs_max: int = Field(100, ge=1, validation_alias=_env("FASTKG_JOBS_MAX", "jobs_max"))
     jobs_ttl: float = Field(300.0, gt=0, validation_alias=_env("FASTKG_JOBS_TTL", "jobs_ttl"))
 
+    replay_sessions: int = Field(1, ge=0, validation_alias=_env("FASTKG_REPLAY_SESSIONS", "replay_sessions"))
+    replay_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, validation_alias=_env("FASTKG_REPLAY_BYTES", "replay_bytes")
+    )
     debug: bool = Field(False, validation_alias=_env("FASTKG_DEBUG", "debug"))
     log_level: str = Field("INFO", validation_alias=_env("FASTKG_LOG_LEVEL", "log_level"))
     log_format: LogFormat = Field(LogFormat.PLAIN, validation_alias=_env("FASTKG_LOG_FORMAT", "log_format"))

@@ -39,6 +39,8 @@ def kernel_policy(settings: Settings) -> KernelPolicy:
         env_process_whitelist=settings.env_process_whitelist,
         start_timeout=settings.kernel_start_timeout,
         replay_seconds=settings.replay_seconds,
+        replay_sessions=settings.replay_sessions,
+        replay_bytes=settings.replay_bytes,
         warm_pool=settings.warm_pool,
     )
 

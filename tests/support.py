@@ -50,7 +50,8 @@ class Gateway:
     log_path: Path | None = None
 
     def ws_url(self, kernel_id: str, session_id: str | None = None, token: bool = True) -> str:
-        query = [f"session_id={session_id or uuid.uuid4().hex}"]
+        """The channels URL; a fresh session_id unless one is given, and none at all for `""`."""
+        query = [] if session_id == "" else [f"session_id={session_id or uuid.uuid4().hex}"]
         if token and self.token:
             query.append(f"token={self.token}")
         return self.url.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels?" + "&".join(query)
@@ -78,7 +79,7 @@ class Gateway:
 @contextlib.asynccontextmanager
 async def serve(settings: Settings | None = None, **overrides: Any) -> AsyncIterator[Gateway]:
     """Run create_app(settings) under a real uvicorn server on a free loopback port, in this event loop."""
-    settings = settings or Settings(**{"port": free_port(), "replay_seconds": 5.0, **overrides})
+    settings = settings or Settings(**{"port": free_port(), **overrides})
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -126,7 +127,10 @@ def fastkg_process(env: dict[str, str], tmp_path: Path, args: list[str] | None =
     try:
         wait_http(base, process, log_path)
         headers = {"Authorization": f"token {token}"} if token else {}
-        client = httpx.AsyncClient(base_url=base, headers=headers, timeout=60)
+        # This context manager is synchronous (sync tests use it too), so it cannot await aclose(): without
+        # keep-alive no connection outlives its response, and none is left for the garbage collector.
+        no_keepalive = httpx.Limits(max_keepalive_connections=0)
+        client = httpx.AsyncClient(base_url=base, headers=headers, timeout=60, limits=no_keepalive)
         yield Gateway(base, token, client, process=process, log_path=log_path)
     finally:
         stop_process(process)

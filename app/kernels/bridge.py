@@ -2,9 +2,10 @@
 
 A `ChannelSession` belongs to one websocket `session_id`. It owns DEALER sockets for shell, control and
 stdin (sharing one identity so the kernel can route stdin), receives the kernel's iopub broadcast from
-the `ChannelHub`, and queues everything for exactly one writer task. When its websocket goes away it is
-kept, detached, for `replay_seconds`, still collecting (boundedly); a reconnect with the same
-`session_id` gets the missed messages first.
+the `ChannelHub`, and queues everything for exactly one writer task. When its websocket goes away the
+hub (app/kernels/hub.py) closes it, or keeps it detached, still collecting (boundedly), so a reconnect
+with the same `session_id` gets the missed messages first. Well-formed client messages on a channel
+other than shell, control or stdin are logged and dropped, as in Jupyter Server.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from app.kernels.channels import Channel, ChannelFull
+from app.kernels.channels import Channel, ChannelFull, ChannelUnavailable
 from app.kernels.wire import (
     V1_SUBPROTOCOL,
     ClientMessage,
@@ -32,10 +33,12 @@ from app.kernels.wire import (
 )
 
 if TYPE_CHECKING:
+    from app.kernels.hub import ChannelHub
     from app.kernels.kernel import Kernel
 
 log = logging.getLogger(__name__)
 
+CLIENT_CHANNELS = frozenset({"shell", "control", "stdin"})  # iopub is the kernel's broadcast
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 MAX_PENDING_REQUESTS = 4096
@@ -60,17 +63,19 @@ class WebSocketLike(Protocol):
 
 
 class ChannelSession:
-    """The kernel side of one client session: its sockets, in-flight requests and outbox."""
+    """The kernel side of one client session: its sockets, in-flight requests and outbox.
 
-    def __init__(self, kernel: Kernel, session_id: str) -> None:
-        self.kernel = kernel
+    `session_id` is the client's (None when it named none: such a session cannot be resumed).
+    Shell and stdin are connected at once (stdin must be there before the kernel asks for input);
+    control, rarely used, on its first message.
+    """
+
+    def __init__(self, hub: ChannelHub, session_id: str | None) -> None:
+        self.hub = hub
+        self.kernel = hub.kernel
         self.session_id = session_id
-        identity = uuid.uuid4().hex.encode()
-        info = kernel.connection_info
-        self._channels = {
-            name: Channel(kernel.context, info, name, self._receiver(name), identity)
-            for name in ("shell", "control", "stdin")
-        }
+        self._identity = uuid.uuid4().hex.encode()
+        self._channels: dict[str, Channel] = {}
         self._pending: dict[str, tuple[str, dict[str, Any]]] = {}
         self._outbox: deque[KernelMessage] = deque()
         self._outbox_bytes = 0
@@ -78,6 +83,20 @@ class ChannelSession:
         self.websocket: WebSocketLike | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self.closed = False
+        try:
+            for name in ("shell", "stdin"):
+                self._channel(name)
+        except ChannelUnavailable:
+            self.close()
+            raise
+
+    def _channel(self, name: str) -> Channel:
+        channel = self._channels.get(name)
+        if channel is None:
+            info = self.kernel.connection_info
+            channel = Channel(self.kernel.context, info, name, self._receiver(name), self._identity)
+            self._channels[name] = channel
+        return channel
 
     # -- from the kernel ------------------------------------------------------------------------
     def _receiver(self, channel: str) -> Callable[[list[bytes]], None]:
@@ -88,6 +107,8 @@ class ChannelSession:
             if channel != "stdin" and self._pending:
                 self._pending.pop(message.parent_id, None)
             self.push(message)
+            if self.websocket is None:
+                self.hub.trim()
 
         return receive
 
@@ -99,9 +120,21 @@ class ChannelSession:
             if self.websocket is not None:
                 log.warning("session %s reads too slowly; disconnecting it", self.session_id)
                 self._close_websocket(CLOSE_TRY_AGAIN, "client too slow")
-            while self._outbox_bytes > MAX_BUFFERED_BYTES and self._outbox:
-                self._outbox_bytes -= self._outbox.popleft().size
+            self.drop_oldest(self._outbox_bytes - MAX_BUFFERED_BYTES)
         self._wakeup.set()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of messages waiting for the client."""
+        return self._outbox_bytes
+
+    def drop_oldest(self, nbytes: int) -> int:
+        """Forget the oldest waiting messages until `nbytes` are freed (or none are left); bytes freed."""
+        freed = 0
+        while freed < nbytes and self._outbox:
+            freed += self._outbox.popleft().size
+        self._outbox_bytes -= freed
+        return freed
 
     def fail_pending(self, reason: str) -> None:
         """End every in-flight request with an error reply, so no client waits forever on a dead kernel."""
@@ -119,7 +152,7 @@ class ChannelSession:
                 # Requests a kernel never answers must not accumulate: forget the oldest.
                 del self._pending[next(iter(self._pending))]
             self._pending[message.msg_id] = (message.channel, message.header)
-        self.kernel.send(self._channels[message.channel], message.parts, message.buffers)
+        self.kernel.send(self._channel(message.channel), message.parts, message.buffers)
 
     # -- the one writer -------------------------------------------------------------------------
     async def write(self, websocket: WebSocketLike, v1: bool) -> None:
@@ -148,95 +181,38 @@ class ChannelSession:
         self.websocket = websocket
         self._wakeup.set()
 
-    @property
-    def detached(self) -> bool:
-        """Waiting for a reconnect with the same session_id (or for expiry)."""
-        return self._expiry is not None
-
-    def detach(self, keep_seconds: float, on_expire: Any) -> None:
+    def detach(self, keep_seconds: float, on_expire: Callable[[ChannelSession], None]) -> None:
+        """Wait (still collecting) for a reconnect with the same session_id, up to `keep_seconds`."""
         self.websocket = None
-        if keep_seconds > 0:
-            self._expiry = asyncio.get_running_loop().call_later(keep_seconds, on_expire, self)
-        else:
-            on_expire(self)
+        self._expiry = asyncio.get_running_loop().call_later(keep_seconds, on_expire, self)
 
     def _close_websocket(self, code: int, reason: str) -> None:
         websocket = self.websocket
         if websocket is not None:
             self.websocket = None
             task = asyncio.get_running_loop().create_task(_close_quietly(websocket, code, reason))
-            self.kernel.hub.own(task)
+            self.hub.own(task)
 
-    async def close(self) -> None:
+    def close(self) -> None:
+        """Close the sockets to the kernel (and the websocket, if any) and forget what was waiting."""
+        if self.closed:
+            return
         self.closed = True
         if self._expiry is not None:
             self._expiry.cancel()
+            self._expiry = None
         self._close_websocket(CLOSE_NORMAL, "kernel shut down")
         for channel in self._channels.values():
             channel.close()
+        self._channels.clear()
+        self._outbox.clear()
+        self._outbox_bytes = 0
+        self._pending.clear()
 
 
 async def _close_quietly(websocket: WebSocketLike, code: int, reason: str) -> None:
     with contextlib.suppress(Exception):
         await websocket.close(code, reason)
-
-
-class ChannelHub:
-    """All client sessions of one kernel: iopub fan-out, lifecycle notices, replay bookkeeping."""
-
-    def __init__(self, kernel: Kernel, *, replay_seconds: float) -> None:
-        self.kernel = kernel
-        self.replay_seconds = replay_seconds
-        self._sessions: dict[str, ChannelSession] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def connections(self) -> int:
-        return sum(1 for s in self._sessions.values() if s.websocket is not None)
-
-    def own(self, task: asyncio.Task[None]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def on_iopub(self, message: KernelMessage) -> None:
-        for session in self._sessions.values():
-            session.push(message)
-
-    def on_lifecycle(self, event: str) -> None:
-        if event in ("restarting", "dead"):
-            for session in self._sessions.values():
-                session.push(self.kernel.synthetic("iopub", "status", {"execution_state": event}))
-                session.fail_pending(f"the kernel died ({event})")
-        elif event == "restarted":
-            for session in self._sessions.values():
-                session.fail_pending("the kernel was restarted")
-
-    def checkout(self, session_id: str, websocket: WebSocketLike) -> ChannelSession:
-        """The session for a new websocket: the detached one with this id (replay), else a new one."""
-        session = self._sessions.get(session_id)
-        if session is None or session.websocket is not None:
-            key = session_id if session is None else f"{session_id}/{uuid.uuid4().hex}"
-            session = ChannelSession(self.kernel, session_id)
-            self._sessions[key] = session
-        session.attach(websocket)
-        return session
-
-    def release(self, session: ChannelSession) -> None:
-        if not session.closed and not session.detached:
-            session.detach(self.replay_seconds, self._expire)
-
-    def _expire(self, session: ChannelSession) -> None:
-        for key, value in list(self._sessions.items()):
-            if value is session:
-                del self._sessions[key]
-        self.own(asyncio.get_running_loop().create_task(session.close()))
-
-    async def close(self) -> None:
-        sessions = list(self._sessions.values())
-        self._sessions.clear()
-        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=2)
 
 
 def decode_client_frame(message: Mapping[str, Any], v1: bool) -> ClientMessage:
@@ -264,23 +240,40 @@ class FrameRejected(Exception):
         self.reason = reason
 
 
-async def relay(kernel: Kernel, websocket: WebSocketLike, session_id: str, subprotocol: str | None) -> None:
+async def relay(
+    kernel: Kernel, websocket: WebSocketLike, session_id: str | None, subprotocol: str | None
+) -> None:
     """Serve one accepted websocket until it closes or the kernel goes away."""
     v1 = subprotocol == V1_SUBPROTOCOL
-    session = kernel.hub.checkout(session_id, websocket)
+    try:
+        session = kernel.hub.checkout(session_id, websocket)
+    except ChannelUnavailable as exc:
+        log.error("refusing a websocket of kernel %s: %s", kernel.id, exc)
+        await _close_quietly(websocket, CLOSE_TRY_AGAIN, "the gateway cannot open more kernel sockets")
+        return
     writer = asyncio.create_task(session.write(websocket, v1), name=f"ws-writer-{session_id}")
+    dropped = 0
     try:
         while session.websocket is websocket:
             frame = await websocket.receive()
             if frame["type"] == "websocket.disconnect":
                 break
             try:
-                session.send(decode_client_frame(frame, v1))
+                message = decode_client_frame(frame, v1)
+                if message.channel not in CLIENT_CHANNELS:
+                    # Jupyter Server logs "No such channel" and drops it; the client's other requests go on
+                    log_drop = log.warning if dropped == 0 else log.debug
+                    log_drop(
+                        "dropping a client message on channel %.40r for kernel %s", message.channel, kernel.id
+                    )
+                    dropped += 1
+                    continue
+                session.send(message)
             except FrameRejected as exc:
                 log.info("closing websocket of kernel %s: %s", kernel.id, exc.reason)
                 await _close_quietly(websocket, exc.code, exc.reason)
                 break
-            except ChannelFull as exc:
+            except (ChannelFull, ChannelUnavailable) as exc:
                 log.warning("closing websocket of kernel %s: %s", kernel.id, exc)
                 await _close_quietly(websocket, CLOSE_TRY_AGAIN, "the kernel is not taking messages")
                 break
@@ -288,5 +281,4 @@ async def relay(kernel: Kernel, websocket: WebSocketLike, session_id: str, subpr
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await writer
-        if session.websocket is websocket or session.websocket is None:
-            kernel.hub.release(session)
+        kernel.hub.release(session)

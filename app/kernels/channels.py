@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 from collections.abc import Callable
 from typing import Any
 
@@ -26,9 +27,25 @@ class ChannelFull(Exception):
     """The kernel is not taking messages (its queue is full)."""
 
 
+class ChannelUnavailable(Exception):
+    """No socket to the kernel could be opened (out of file descriptors or zmq sockets)."""
+
+
 def new_context() -> zmq.Context[Any]:
-    """A private ZMQ context for one gateway (destroyed on shutdown)."""
-    return zmq.Context()
+    """A private ZMQ context for one gateway (destroyed on shutdown).
+
+    libzmq allows 1023 sockets per context by default: with two or three per websocket that would cap
+    the whole gateway at a few hundred connections ("Too many open files" from zmq, not from the OS).
+    The process's file limit is the real bound: each socket holds at least two descriptors (its mailbox
+    and its connection), so the context may hold half as many sockets as the process may open files, and
+    running out shows as a refused socket (ChannelUnavailable) rather than somewhere inside libzmq.
+    """
+    context: zmq.Context[Any] = zmq.Context()
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    files = soft if soft != resource.RLIM_INFINITY else 1 << 30
+    wanted = min(files // 2, context.get(zmq.SOCKET_LIMIT))
+    context.set(zmq.MAX_SOCKETS, max(wanted, context.get(zmq.MAX_SOCKETS)))
+    return context
 
 
 def channel_url(info: dict[str, Any], channel: str) -> str:
@@ -37,6 +54,25 @@ def channel_url(info: dict[str, Any], channel: str) -> str:
     if transport == "ipc":
         return f"ipc://{info['ip']}-{port}"
     return f"{transport}://{info['ip']}:{port}"
+
+
+def _connect(context: zmq.Context[Any], info: dict[str, Any], name: str, identity: bytes | None) -> Any:
+    try:
+        socket = context.socket(_SOCKET_TYPES[name])
+    except zmq.ZMQError as exc:
+        raise ChannelUnavailable(f"cannot open a {name} socket: {exc}") from None
+    try:
+        socket.setsockopt(zmq.LINGER, 0)
+        if name == "iopub":
+            socket.setsockopt(zmq.SUBSCRIBE, b"")
+            socket.setsockopt(zmq.RCVHWM, 0)
+        elif identity is not None:
+            socket.setsockopt(zmq.IDENTITY, identity)
+        socket.connect(channel_url(info, name))
+    except zmq.ZMQError as exc:
+        socket.close(linger=0)
+        raise ChannelUnavailable(f"cannot connect a {name} socket: {exc}") from None
+    return socket
 
 
 class Channel:
@@ -52,14 +88,7 @@ class Channel:
     ) -> None:
         self.name = name
         self._on_frames = on_frames
-        self._socket = context.socket(_SOCKET_TYPES[name])
-        self._socket.setsockopt(zmq.LINGER, 0)
-        if name == "iopub":
-            self._socket.setsockopt(zmq.SUBSCRIBE, b"")
-            self._socket.setsockopt(zmq.RCVHWM, 0)
-        elif identity is not None:
-            self._socket.setsockopt(zmq.IDENTITY, identity)
-        self._socket.connect(channel_url(info, name))
+        self._socket = _connect(context, info, name, identity)
         self._loop = asyncio.get_running_loop()
         self._fd = self._socket.getsockopt(zmq.FD)
         self._loop.add_reader(self._fd, self._drain)

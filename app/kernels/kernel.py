@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from jupyter_client.session import Session
 
 from app.errors import KernelUnavailable
-from app.kernels.bridge import ChannelHub
 from app.kernels.channels import Channel
 from app.kernels.executor import Executor
+from app.kernels.hub import ChannelHub, Replay
 from app.kernels.wire import DELIMITER, KernelMessage, WireError, parse_header, split_frames
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class Kernel:
         manager: Any,
         context: zmq.Context[Any],
         *,
-        replay_seconds: float = 60.0,
+        replay: Replay | None = None,
     ) -> None:
         self.id = kernel_id
         self.name = name
@@ -66,7 +66,7 @@ class Kernel:
         self._executor: Executor | None = None
         # held by restart, interrupt and shutdown, so that one kernel's lifecycle steps never overlap
         self.lock = asyncio.Lock()
-        self.hub = ChannelHub(self, replay_seconds=replay_seconds)
+        self.hub = ChannelHub(self, replay or Replay())
         self.add_listener(self.hub)
 
     # -- lifecycle -------------------------------------------------------------------------------

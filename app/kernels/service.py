@@ -28,6 +28,7 @@ from app.kernels.channels import new_context
 from app.kernels.environment import kernel_environment
 from app.kernels.events import KernelEventKind, KernelEvents
 from app.kernels.executor import KernelExitedEarly
+from app.kernels.hub import Replay
 from app.kernels.kernel import SHUTDOWN_SECONDS, Kernel
 from app.kernels.seed import Seed
 
@@ -52,6 +53,8 @@ class KernelPolicy:
     env_process_whitelist: list[str] = field(default_factory=list)
     start_timeout: float = 60.0
     replay_seconds: float = 60.0
+    replay_sessions: int = 1
+    replay_bytes: int = 64 * 1024 * 1024
     warm_pool: int = 0
     shutdown_wait: float = 3.0
     restart_poll: float = 1.0
@@ -252,9 +255,8 @@ class KernelService:
             kernel_name=kernel_name, kernel_spec_manager=self.specs, config=self._config, autorestart=False
         )
         manager._kernel_spec = spec  # read off the loop; jupyter_client would read it again, on the loop
-        kernel = Kernel(
-            str(uuid.uuid4()), kernel_name, manager, self.context, replay_seconds=self.policy.replay_seconds
-        )
+        replay = Replay(self.policy.replay_seconds, self.policy.replay_sessions, self.policy.replay_bytes)
+        kernel = Kernel(str(uuid.uuid4()), kernel_name, manager, self.context, replay=replay)
         self._live.add(kernel)
         try:
             await manager.start_kernel(env=kernel_env, **launch_options)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 
@@ -26,7 +24,7 @@ async def kernel_channels(websocket: WebSocket, kernel_id: str, kernels: Kernels
         return
     offered = websocket.scope.get("subprotocols") or []
     subprotocol = V1_SUBPROTOCOL if V1_SUBPROTOCOL in offered else None
-    session_id = websocket.query_params.get("session_id") or uuid.uuid4().hex
+    session_id = websocket.query_params.get("session_id") or None  # none: the session cannot be resumed
     await websocket.accept(subprotocol=subprotocol)
     gateway = getattr(websocket.app.state, "gateway", None)
     client = CountedWebSocket(websocket, gateway.traffic) if gateway is not None else websocket

@@ -170,7 +170,7 @@ CYCLES = 300
 
 
 async def test_no_fd_or_kernel_leak_over_many_connections(tmp_path: Path) -> None:
-    env = {"KG_AUTH_TOKEN": TOKEN, "KG_LIST_KERNELS": "True", "FASTKG_REPLAY_SECONDS": "0.5"}
+    env = {"KG_AUTH_TOKEN": TOKEN, "KG_LIST_KERNELS": "True"}  # default replay: short expiries hide leaks
     with fastkg_process(env, tmp_path) as gw:
         pid = gateway_pid(gw)
         kernel_id = await gw.start_kernel()
@@ -184,7 +184,9 @@ async def test_no_fd_or_kernel_leak_over_many_connections(tmp_path: Path) -> Non
 
         for i in range(5):  # warm up lazily created sockets and caches
             await cycle(i)
-        await asyncio.sleep(1.5)
+        async with asyncio.timeout(10):
+            while (await gw.client.get(f"/api/kernels/{kernel_id}")).json()["connections"]:
+                await asyncio.sleep(0.05)
         baseline = fd_count(pid)
         kernel_processes = children(pid)
         assert len(kernel_processes) == 1

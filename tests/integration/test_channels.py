@@ -219,6 +219,26 @@ async def wait_connections(gateway: Gateway, kernel_id: str, expected: int, limi
             await asyncio.sleep(0.05)
 
 
+async def wait_run(gateway: Gateway, kernel_id: str, limit: float = 30) -> None:
+    """Wait (by REST) until the kernel has gone busy and back to idle: a request sent before has run."""
+    async with asyncio.timeout(limit):
+        while (await kernel_model(gateway, kernel_id))["execution_state"] != "busy":
+            await asyncio.sleep(0.05)
+        while (await kernel_model(gateway, kernel_id))["execution_state"] != "idle":
+            await asyncio.sleep(0.05)
+
+
+def detached_sessions(gateway: Gateway, kernel_id: str) -> int:
+    """How many sessions the in-process gateway keeps for a resume on this kernel."""
+    return int(gateway.app.state.kernels.get(kernel_id).hub.detached)
+
+
+async def wait_detached(gateway: Gateway, kernel_id: str, expected: int, limit: float = 10) -> None:
+    async with asyncio.timeout(limit):
+        while detached_sessions(gateway, kernel_id) != expected:
+            await asyncio.sleep(0.02)
+
+
 async def expect_eventually_ok(chan: Chan, limit: float = 30) -> None:
     """Execute 1+1 until it answers 2 (the kernel may still be coming back)."""
     async with asyncio.timeout(limit):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -20,11 +21,14 @@ from tests.integration.test_channels import (
     FRAMINGS,
     Chan,
     Msg,
+    detached_sessions,
     expect_eventually_ok,
     kernel_model,
     open_chan,
     stdout,
     wait_connections,
+    wait_detached,
+    wait_run,
 )
 from tests.support import Gateway, execute_content, serve
 
@@ -64,7 +68,7 @@ async def test_reconnect_replays_missed_output(gateway: Gateway, first_v1: bool,
     msg_id = await chan.send("execute_request", execute_content(PRINT_LOOP))
     await chan.close()
     await wait_connections(gateway, kernel_id, 0)
-    await asyncio.sleep(1.5)
+    await wait_run(gateway, kernel_id)  # everything it printed was missed
     again = await open_chan(gateway, kernel_id, v1=second_v1, session_id=session_id)
     reply, outputs = await again.collect(msg_id, 15)
     assert reply.channel == "shell"
@@ -77,23 +81,27 @@ async def test_reconnect_replays_missed_output(gateway: Gateway, first_v1: bool,
     await again.close()
 
 
-async def test_a_different_session_gets_no_replay(gateway: Gateway) -> None:
-    kernel_id = await gateway.start_kernel()
-    session_id = uuid.uuid4().hex
-    chan = await open_chan(gateway, kernel_id, session_id=session_id)
-    msg_id = await chan.send("execute_request", execute_content(PRINT_LOOP))
-    await chan.close()
-    await asyncio.sleep(1.5)
-    stranger = await open_chan(gateway, kernel_id, v1=True, session_id=uuid.uuid4().hex)
-    seen = await messages_until_marker(stranger)
-    assert not [m for m in seen if m.parent_id == msg_id]
-    await stranger.close()
-    # the owner still gets its replay afterwards: the buffer was there, just not for strangers
-    owner = await open_chan(gateway, kernel_id, session_id=session_id)
-    reply, outputs = await owner.collect(msg_id, 15)
-    assert reply.content["status"] == "ok"
-    assert stdout(outputs) == "0\n1\n2\n3\n4\n"
-    await owner.close()
+@pytest.mark.parametrize("stranger_id", [pytest.param("other", id="named"), pytest.param("", id="unnamed")])
+async def test_a_different_session_gets_no_replay(stranger_id: str) -> None:
+    # two sessions stay detached here (the stranger's and the owner's), so the cap is raised to two
+    async with serve(replay_sessions=2) as gateway:
+        kernel_id = await gateway.start_kernel()
+        session_id = uuid.uuid4().hex
+        chan = await open_chan(gateway, kernel_id, session_id=session_id)
+        msg_id = await chan.send("execute_request", execute_content(PRINT_LOOP))
+        await chan.close()
+        await wait_run(gateway, kernel_id)
+        stranger = await open_chan(gateway, kernel_id, v1=True, session_id=stranger_id)
+        seen = await messages_until_marker(stranger)
+        assert not [m for m in seen if m.parent_id == msg_id]
+        await stranger.close()
+        await wait_detached(gateway, kernel_id, 2 if stranger_id else 1)
+        # the owner still gets its replay afterwards: the buffer was there, just not for strangers
+        owner = await open_chan(gateway, kernel_id, session_id=session_id)
+        reply, outputs = await owner.collect(msg_id, 15)
+        assert reply.content["status"] == "ok"
+        assert stdout(outputs) == "0\n1\n2\n3\n4\n"
+        await owner.close()
 
 
 async def test_replay_is_delivered_once(gateway: Gateway) -> None:
@@ -104,7 +112,7 @@ async def test_replay_is_delivered_once(gateway: Gateway) -> None:
         "execute_request", execute_content("import time; time.sleep(0.3); print('once')")
     )
     await chan.close()
-    await asyncio.sleep(1.0)
+    await wait_run(gateway, kernel_id)
     second = await open_chan(gateway, kernel_id, v1=True, session_id=session_id)
     _, outputs = await second.collect(msg_id, 15)
     assert stdout(outputs) == "once\n"
@@ -123,11 +131,83 @@ async def test_replay_expires() -> None:
         chan = await open_chan(gateway, kernel_id, session_id=session_id)
         msg_id = await chan.send("execute_request", execute_content("print('gone')"))
         await chan.close()
-        await asyncio.sleep(1.5)
+        await wait_connections(gateway, kernel_id, 0)  # detached from here on ...
+        await wait_detached(gateway, kernel_id, 0)  # ... until it expires
         again = await open_chan(gateway, kernel_id, session_id=session_id)
         seen = await messages_until_marker(again)
         assert not [m for m in seen if m.parent_id == msg_id]
         await again.close()
+
+
+async def test_unnamed_sessions_are_not_kept() -> None:
+    async with serve() as gateway:
+        kernel_id = await gateway.start_kernel()
+        chan = await open_chan(gateway, kernel_id, session_id="")
+        reply, _ = await chan.execute("1")
+        assert reply["status"] == "ok"
+        await chan.close()
+        await wait_connections(gateway, kernel_id, 0)
+        assert detached_sessions(gateway, kernel_id) == 0  # no one could ever resume it
+
+
+async def test_only_the_newest_detached_session_replays_by_default(gateway: Gateway) -> None:
+    """FASTKG_REPLAY_SESSIONS is 1, as Jupyter Server keeps one buffer per kernel: the older one is gone."""
+    kernel_id = await gateway.start_kernel()
+    sent: dict[str, str] = {}
+    for name in ("older", "newer"):
+        chan = await open_chan(gateway, kernel_id, session_id=name)
+        sent[name] = await chan.send("execute_request", execute_content(f"{PRINT_LOOP}print('{name}')"))
+        await chan.close()
+        await wait_connections(gateway, kernel_id, 0)
+        await wait_run(gateway, kernel_id)
+    assert detached_sessions(gateway, kernel_id) == 1
+    newer = await open_chan(gateway, kernel_id, session_id="newer", v1=True)
+    reply, outputs = await newer.collect(sent["newer"], 15)
+    assert reply.content["status"] == "ok"
+    assert stdout(outputs) == "0\n1\n2\n3\n4\nnewer\n"
+    older = await open_chan(gateway, kernel_id, session_id="older")
+    seen = await messages_until_marker(older)
+    assert not [m for m in seen if m.parent_id == sent["older"]]
+    await newer.close()
+    await older.close()
+
+
+CHUNKS = (
+    "import sys, time\ntime.sleep(0.3)\n"
+    "for i in range(12):\n"
+    "    sys.stdout.write(f'<{i:02d}>' + 'c' * ((1 << 20) - 4)); sys.stdout.flush()\n"
+)
+
+
+async def test_replay_bytes_are_capped_per_kernel_and_keep_the_newest() -> None:
+    cap = 4 * (1 << 20)
+    async with serve(replay_sessions=2, replay_bytes=cap) as gateway:
+        kernel_id = await gateway.start_kernel()
+        listener = await open_chan(gateway, kernel_id, session_id="listener")
+        await listener.close()
+        runner = await open_chan(gateway, kernel_id, session_id="runner", v1=True)
+        msg_id = await runner.send("execute_request", execute_content(CHUNKS))
+        await runner.close()
+        await wait_connections(gateway, kernel_id, 0)
+        await wait_run(gateway, kernel_id, 60)  # 12 MiB of output to each of two detached sessions
+        assert detached_sessions(gateway, kernel_id) == 2
+        hub = gateway.app.state.kernels.get(kernel_id).hub
+        buffered = sum(s.buffered for s in hub._detached.values())
+        assert buffered <= cap, f"{buffered} bytes kept for replay, cap {cap}"
+
+        runner = await open_chan(gateway, kernel_id, session_id="runner", v1=True)
+        reply, outputs = await runner.collect(msg_id, 30)
+        assert reply.content["status"] == "ok"
+        text = stdout(outputs)
+        tags = [int(tag) for tag in re.findall(r"<(\d\d)>", text)]
+        assert tags, "the newest output was dropped too"
+        assert tags == list(range(tags[0], 12))  # a contiguous, newest part
+        listener = await open_chan(gateway, kernel_id, session_id="listener")
+        seen = await messages_until_marker(listener)
+        replayed = stdout([m for m in seen if m.parent_id == msg_id])
+        assert len(text) + len(replayed) <= cap
+        await runner.close()
+        await listener.close()
 
 
 # -- kernel death and restarts ------------------------------------------------------------------------------

@@ -194,6 +194,17 @@ def test_fastkg_options_use_their_prefix(monkeypatch: pytest.MonkeyPatch) -> Non
     assert Settings.model_fields["max_rest_body"].default == 1024 * 1024
 
 
+def test_replay_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (Settings().replay_sessions, Settings().replay_bytes) == (1, 64 * 1024 * 1024)
+    monkeypatch.setenv("FASTKG_REPLAY_SESSIONS", "3")
+    monkeypatch.setenv("FASTKG_REPLAY_BYTES", "1048576")
+    settings = Settings()
+    assert (settings.replay_sessions, settings.replay_bytes) == (3, 1 << 20)
+    monkeypatch.setenv("FASTKG_REPLAY_SESSIONS", "-1")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
 def test_keyword_arguments_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KG_PORT", "9000")
     assert Settings(port=9001).port == 9001
