@@ -56,7 +56,7 @@ class Culler:
         """Read each kernelspec's metadata once, off the event loop (kernelspecs are files)."""
         for name in names - self._spec_timeouts.keys():
             try:
-                spec = await asyncio.to_thread(self.kernels.spec, name)
+                spec = await self.kernels.spec(name)  # read off the event loop
             except GatewayError:
                 continue
             value = (getattr(spec, "metadata", None) or {}).get("cull_idle_timeout")

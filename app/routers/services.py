@@ -68,13 +68,14 @@ async def _read_input(request: Request) -> DeployInput:
     JSON body."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.form(max_files=1, max_fields=len(FIELDS) + 4)
-        values = dict(form.items())
-        upload = values.pop("notebook", None)
-        if upload is not None and not isinstance(upload, UploadFile):
-            raise Unprocessable("notebook must be a file")
-        raw = await upload.read() if upload is not None else None
-        fields = {k: v for k, v in values.items() if isinstance(v, str)}
+        # closed on every path: an upload is a temporary file
+        async with request.form(max_files=1, max_fields=len(FIELDS) + 4) as form:
+            values = dict(form.items())
+            upload = values.pop("notebook", None)
+            if upload is not None and not isinstance(upload, UploadFile):
+                raise Unprocessable("notebook must be a file")
+            raw = await upload.read() if upload is not None else None
+            fields = {k: v for k, v in values.items() if isinstance(v, str)}
     elif media_type == "application/json":
         try:
             fields = json.loads(await request.body())
