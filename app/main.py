@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
@@ -24,35 +22,10 @@ from app.observability.metrics import build_registries
 from app.plugins import GatewayServices, create_personalities
 from app.routers import api, channels, health, kernels, kernelspecs, metrics, sessions
 from app.routers.admin import mount_admin, public_admin_paths
+from app.routers.docs import docs_router
 from app.routers.notebook import install_notebook_slot
 from app.routers.openapi_document import gateway_openapi
 from app.routers.services import install_services
-
-DOCS_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>fastkg API</title>
-<link rel="stylesheet" href="{base}/docs/static/swagger-ui.css">
-</head>
-<body data-openapi="{base}/openapi.json">
-<div id="swagger-ui"></div>
-<script src="{base}/docs/static/swagger-ui-bundle.js"></script>
-<script src="{base}/docs/app/swagger-init.js"></script>
-</body>
-</html>
-"""
-
-
-def _docs_router(settings: Settings) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-    page = DOCS_PAGE.format(base=html.escape(settings.base_url))
-
-    @router.get("/docs")
-    async def swagger_ui() -> HTMLResponse:
-        return HTMLResponse(page)
-
-    return router
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -84,7 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.include_router(router, prefix=base)
     for plugin in plugins:
         app.include_router(plugin.create_router(), prefix=base)
-    app.include_router(_docs_router(settings), prefix=base)
+    app.include_router(docs_router(f"{base}/docs", "fastkg API", f"{base}/openapi.json", base))
     app.mount(f"{base}/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="swagger-static")
     app.mount(f"{base}/docs/app", StaticFiles(directory=Path(__file__).parent / "static"), name="docs-app")
     registry = None
