@@ -30,6 +30,11 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def fd_count(pid: int) -> int:
+    """Open file descriptors of a process."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def wait_gone(pids: set[int], limit: float) -> set[int]:
     """Wait up to `limit` seconds for every pid to exit; return the ones still alive."""
     deadline = time.monotonic() + limit

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.blackbox.test_lifecycle import fd_count, gateway_pid, kernel_pid
+from tests.blackbox.test_lifecycle import gateway_pid, kernel_pid
+from tests.processes import fd_count
 from tests.support import Gateway, fastkg_process, new_message
 
 TOKEN = "churn-token-7"

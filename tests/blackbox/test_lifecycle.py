@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import time
@@ -14,59 +13,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.processes import alive, children, fd_count, kill_leftovers, wait_gone
 from tests.support import Gateway, KernelSocket, execute_content, fastkg_process, stdout_of
 
 TOKEN = "lifecycle-token-42"
-
-
-# -- /proc helpers ---------------------------------------------------------------------------------------
-def proc_state(pid: int) -> str | None:
-    """The process state letter (R, S, Z ...), or None if there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return stat.rsplit(")", 1)[1].split()[0]
-
-
-def alive(pid: int) -> bool:
-    state = proc_state(pid)
-    return state is not None and state not in ("Z", "X")
-
-
-def children(pid: int) -> set[int]:
-    """Living direct children of `pid`, by scanning the ppid of every process."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
-                found.add(int(entry))
-    return found
-
-
-def fd_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def wait_gone(pids: set[int], limit: float) -> set[int]:
-    """Wait up to `limit` seconds for every pid to exit; return the ones still alive."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        remaining = {pid for pid in pids if alive(pid)}
-        if not remaining:
-            return set()
-        time.sleep(0.1)
-    return {pid for pid in pids if alive(pid)}
-
-
-def kill_leftovers(pids: set[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 async def kernel_pid(ws: KernelSocket, prelude: str = "") -> int:
