@@ -70,13 +70,20 @@ def create_app(settings: Settings) -> FastAPI:
 
 def _token_exemptions(settings: Settings) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Path prefixes and exact paths served without the token: the Swagger UI assets, the probes, public
-    metrics, and the admin page's own assets and login (its API takes the login cookie instead)."""
+    metrics, KG's Swagger documents, and the admin page's own assets and login (its API takes the login
+    cookie instead)."""
     base = settings.base_url
     prefixes: tuple[str, ...] = (f"{base}/docs/static/", f"{base}/docs/app/")
     paths: tuple[str, ...] = (
         f"{base}/livez",
         f"{base}/readyz",
         *([f"{base}/metrics"] if settings.metrics_public else []),
+        # KG serves its Swagger documents of the kernel API without a token: they hold no data
+        *(
+            (f"{base}/api/swagger.json", f"{base}/api/swagger.yaml")
+            if Personality.JUPYTER_WEBSOCKET in settings.personalities
+            else ()
+        ),
     )
     if settings.admin_enabled:
         admin_prefixes, admin_paths = public_admin_paths(settings)

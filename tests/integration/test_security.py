@@ -49,8 +49,6 @@ PROTECTED = [
     ("GET", "/api/sessions"),
     ("POST", "/api/sessions"),
     ("GET", f"/api/sessions/{uuid.uuid4()}"),
-    ("GET", "/api/swagger.json"),
-    ("GET", "/api/swagger.yaml"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/api/kernels/x/channels"),
@@ -88,6 +86,16 @@ async def test_every_route_needs_the_token(gateway: Gateway) -> None:
             response = await client.request(method, path, headers={"Authorization": f"token {TOKEN}x"})
             assert_error(response, 401)
             assert "wrong-token" not in response.text
+
+
+async def test_kgs_swagger_documents_need_no_token(gateway: Gateway) -> None:
+    """KG serves its Swagger documents of the kernel API to anyone: they describe routes, hold no data."""
+    async with bare(gateway) as client:
+        for path in ("/api/swagger.json", "/api/swagger.yaml"):
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            assert "swagger" in response.text
+            assert_no_token(response)
 
 
 async def test_token_by_header_or_query(gateway: Gateway) -> None:
