@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from app import __version__
 from app.config import Settings
 from app.errors import ConfigurationError, GatewayError
-from app.http_protocol import TolerantH11Protocol
+from app.http.protocol import TolerantH11Protocol
 from app.logs import configure_logging
 
 log = logging.getLogger("app.cli")

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager, NoSuchKernel
 
-from app.asgi import ASGIApp, Message, Receive, Scope, Send
 from app.config import CellParser, Personality, Settings
 from app.errors import ConfigurationError, GatewayError
+from app.http.asgi import ASGIApp, Message, Receive, Scope, Send
 from app.kernels.culler import Culler, CullPolicy
 from app.kernels.seed import Seed
 from app.kernels.service import KernelPolicy, KernelService

@@ -9,13 +9,13 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from app import __version__
-from app.auth import TokenAuthMiddleware
-from app.body_limit import BodyLimitMiddleware
 from app.config import Personality, Settings
-from app.cors import CorsMiddleware, CorsPolicy
-from app.error_responses import install_error_handlers
+from app.http.auth import TokenAuthMiddleware
+from app.http.body_limit import BodyLimitMiddleware
+from app.http.cors import CorsMiddleware, CorsPolicy
+from app.http.error_responses import install_error_handlers
+from app.http.json_bodies import JsonBodiesMiddleware
 from app.http.request_id import RequestIdMiddleware
-from app.json_bodies import JsonBodiesMiddleware
 from app.lifespan import StartupErrorMiddleware, build_lifespan
 from app.observability.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from app.observability.metrics import build_registries

@@ -24,7 +24,7 @@ import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.config import Settings
-from app.http_protocol import TolerantH11Protocol
+from app.http.protocol import TolerantH11Protocol
 from app.kernels.wire import V1_SUBPROTOCOL, decode_v1, encode_v1
 from app.main import create_app
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from app.asgi import ASGIApp, Message, Receive, Scope, Send, header
+from app.http.asgi import ASGIApp, Message, Receive, Scope, Send, header
 from app.logs import request_id
 
 HEADER = b"x-request-id"

@@ -6,7 +6,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from app.asgi import ASGIApp, Message, Receive, Scope, Send
+from app.http.asgi import ASGIApp, Message, Receive, Scope, Send
 from app.routers.notebook import NotebookRoute
 
 UNMATCHED = "<unmatched>"  # no route answered (404, or refused before routing: 401, 413 ...)

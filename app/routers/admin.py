@@ -22,10 +22,10 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from app.auth import ADMIN_COOKIE, admin_session_value, presented_token, token_matches
 from app.config import Settings
 from app.deps import GatewayDep, SettingsDep
 from app.errors import BadRequest, Forbidden, GatewayError, Unauthorized
+from app.http.auth import ADMIN_COOKIE, admin_session_value, presented_token, token_matches
 from app.kernels.usage import UsageProbe
 from app.routers.admin_views import (
     AdminKernel,

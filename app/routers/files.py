@@ -21,7 +21,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from app.etag import etag_matches
+from app.http.etag import etag_matches
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from app.auth import presented_token, token_matches
 from app.errors import BadRequest, MethodNotAllowed, Unauthorized
-from app.etag import with_etag
+from app.http.auth import presented_token, token_matches
+from app.http.etag import with_etag
 from app.notebook_api.parsers import Endpoint
 from app.notebook_api.request import RequestBodyError, build_request
 from app.notebook_api.service import NotebookService

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.routing import BaseRoute
 
-from app.error_responses import document_bad_requests
+from app.http.error_responses import document_bad_requests
 from app.routers.notebook import NotebookSlot
 from app.services.registry import ServiceRegistry
 

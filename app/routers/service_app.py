@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.body_limit import BodyLimitMiddleware
-from app.error_responses import install_error_handlers
+from app.http.body_limit import BodyLimitMiddleware
+from app.http.error_responses import install_error_handlers
 from app.notebook_api.service import NotebookService
 from app.routers.docs import docs_router
 from app.routers.notebook import install_notebook_slot, mount_notebook_api

@@ -13,10 +13,10 @@ from starlette.requests import HTTPConnection
 
 from app.config import Settings
 from app.errors import BadRequest, Unprocessable
+from app.http.service_dispatch import ServiceDispatchMiddleware
 from app.routers.service_app import service_app_builder
 from app.routers.service_models import ServiceModel, VersionEntry
 from app.routers.tags import Tag
-from app.service_dispatch import ServiceDispatchMiddleware
 from app.services.runtime import ServicesRuntime
 from app.services.spec import FIELDS
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.asgi import Receive, Scope, Send
 from app.errors import KernelSpecNotFound, SeedFailed, Unprocessable
+from app.http.asgi import Receive, Scope, Send
 from app.kernels.pool import KernelPool
 from app.kernels.seed import Seed
 from app.kernels.service import KernelService

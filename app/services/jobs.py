@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.asgi import Message
 from app.errors import NotFound, ServiceUnavailable
+from app.http.asgi import Message
 
 log = logging.getLogger(__name__)
 Runner = Callable[[Callable[[Message], Awaitable[None]]], Awaitable[None]]

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from app import errors
-from app.error_responses import install_error_handlers
 from app.errors import error_body
+from app.http.error_responses import install_error_handlers
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from starlette.datastructures import Headers
 
-from app.etag import body_etag, etag_matches
-from app.http_protocol import encode_request_line
+from app.http.etag import body_etag, etag_matches
+from app.http.protocol import encode_request_line
 from app.routers.files import FileContent, content_type, file_response
 
 

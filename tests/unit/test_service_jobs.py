@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from app.asgi import Message
 from app.errors import NotFound, ServiceUnavailable
+from app.http.asgi import Message
 from app.services.jobs import JobTable
 
 

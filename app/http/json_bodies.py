@@ -7,7 +7,7 @@ parses only bodies declared as JSON, so for the kernel and session routes this d
 
 from __future__ import annotations
 
-from app.asgi import ASGIApp, Receive, Scope, Send, header
+from app.http.asgi import ASGIApp, Receive, Scope, Send, header
 
 _METHODS_WITH_BODIES = frozenset({"POST", "PUT", "PATCH"})
 

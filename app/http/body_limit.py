@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 
-from app.asgi import ASGIApp, Message, Receive, Scope, Send, header, send_error
+from app.http.asgi import ASGIApp, Message, Receive, Scope, Send, header, send_error
 
 
 class BodyTooLarge(HTTPException):

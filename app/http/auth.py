@@ -7,7 +7,7 @@ import hmac
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl
 
-from app.asgi import ASGIApp, Receive, Scope, Send, header, send_error
+from app.http.asgi import ASGIApp, Receive, Scope, Send, header, send_error
 
 
 def presented_token(scope: Scope) -> str | None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from app.asgi import ASGIApp, Message, Receive, Scope, Send, header, send_error
 from app.errors import GatewayError
+from app.http.asgi import ASGIApp, Message, Receive, Scope, Send, header, send_error
 from app.services.jobs import JobTable
 from app.services.registry import ServiceRegistry
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from app.asgi import ASGIApp, Message, Receive, Scope, Send, header, send_error
 from app.config import Settings
+from app.http.asgi import ASGIApp, Message, Receive, Scope, Send, header, send_error
 
 _HTTP_SCHEMES = {"wss": "https", "ws": "http"}
 
