@@ -5,13 +5,13 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8888
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run test test-remote remote-hosts lint typecheck unit bench clean
 NODE_CLIENT := tests/node/node_modules/.package-lock.json
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,remote]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,10 +34,18 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-## Lint, type-check and run the whole suite (unit, in-process, black-box).
-test: lint typecheck $(NODE_CLIENT)
+## Lint, type-check and run the whole suite (unit, in-process, black-box, remote hosts).
+test: lint typecheck $(NODE_CLIENT) remote-hosts
 	$(PY) tests/setup_browser.py
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+## The ingredients of the remote test hosts (Debian packages, a debootstrap root filesystem, wheels), cached.
+remote-hosts: install
+	$(PY) tests/remote/provision.py
+
+## Only the remote suite: kernels on SSH hosts in network namespaces and in a private Docker daemon.
+test-remote: remote-hosts
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/remote
 
 unit: install
 	$(VENV)/bin/pytest -q tests/unit
