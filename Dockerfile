@@ -22,7 +22,9 @@ ENV PATH=/opt/fastkg/bin:$PATH
 WORKDIR /tmp/fastkg-src
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN pip install . \
+# PIP_EXTRAS='[kubernetes]' adds gateway_provisioners' Kubernetes provisioner (deploy/kubernetes uses it).
+ARG PIP_EXTRAS=""
+RUN pip install ".${PIP_EXTRAS}" \
     && cd / \
     && rm -rf /tmp/fastkg-src
 COPY examples /opt/fastkg/examples

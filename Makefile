@@ -5,8 +5,9 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8888
 
-.PHONY: install run test test-remote remote-hosts lint typecheck unit bench clean
+.PHONY: install run test test-remote remote-hosts deploy-tools lint typecheck unit bench clean
 NODE_CLIENT := tests/node/node_modules/.package-lock.json
+TOOLS := .venv-tools/.installed-stamp
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -35,9 +36,18 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 ## Lint, type-check and run the whole suite (unit, in-process, black-box, remote hosts).
-test: lint typecheck $(NODE_CLIENT) remote-hosts
+test: lint typecheck $(NODE_CLIENT) remote-hosts $(TOOLS)
 	$(PY) tests/setup_browser.py
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+## checkov and kubernetes-validate check deploy/kubernetes offline; their own venv (checkov pins many packages).
+$(TOOLS):
+	python3 -m venv .venv-tools
+	.venv-tools/bin/python -m pip install -q --upgrade pip
+	.venv-tools/bin/python -m pip install -q 'checkov>=3.2,<4' 'kubernetes-validate>=1.31'
+	touch $(TOOLS)
+
+deploy-tools: $(TOOLS)
 
 ## The ingredients of the remote test hosts (Debian packages, a debootstrap root filesystem, wheels), cached.
 remote-hosts: install
@@ -55,4 +65,4 @@ bench: install
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .venv-kg .mypy_cache .ruff_cache .pytest_cache tests/node/node_modules
+	rm -rf $(VENV) .venv-kg .venv-tools .mypy_cache .ruff_cache .pytest_cache tests/node/node_modules

@@ -34,6 +34,7 @@ PACKAGES = {
     "debootstrap": "debootstrap",
     "ip": "iproute2",
     "nginx": "nginx-light",
+    "kubectl": "kubernetes-client",  # `kubectl kustomize` renders deploy/kubernetes
 }
 # The container root filesystem: what the kernel image and the project's image are built on.
 ROOTFS_PACKAGES = ["python3", "python3-venv", "python3-pip", "ca-certificates", "tini", "procps"]
