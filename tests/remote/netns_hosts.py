@@ -108,6 +108,10 @@ class SshLab:
             "GP_RESPONSE_IP": GATEWAY_IP,
             "GP_KERNEL_LOG_DIR": str(self.workdir / "kernel-logs"),
             "GP_REMOTE_HOSTS": ",".join(h.ip for h in self.hosts),
+            # The provisioner's liveness poll connects to the kernel's listener, from the event loop, with
+            # this timeout (10 ms by default): too short on a loaded machine, where a late handshake reads
+            # as a dead kernel and the restarter restarts it.
+            "GP_SOCKET_TIMEOUT": "0.5",
         }
 
 

@@ -55,14 +55,19 @@ def wait_http(url: str, docker: DockerDaemon, name: str, limit: float = 120) -> 
     )
 
 
-async def test_the_image_serves_kernels_as_non_root_and_stops_cleanly(
+async def test_the_image_is_ready_serves_kernels_as_non_root_and_stops_cleanly(
     docker: DockerDaemon, container: str
 ) -> None:
     info = inspect(docker, container)
     ip = info["NetworkSettings"]["IPAddress"]  # type: ignore[index]
     assert str(ip).startswith("198.18.2.")
     base = f"http://{ip}:8888"
-    wait_http(f"{base}/api", docker, container)
+    wait_http(f"{base}/readyz", docker, container)
+    assert httpx.get(f"{base}/livez", timeout=5).status_code == 200  # the probes need no token
+    health = json.loads(
+        docker.docker("inspect", "--format", "{{json .Config.Healthcheck}}", container).stdout
+    )
+    assert "/readyz" in " ".join(health["Test"])  # the image's own HEALTHCHECK probes readiness
     # the gateway runs as the image's non-root user, under tini
     top = docker.docker("top", container, "-o", "uid,pid,args").stdout
     gateway_lines = [line for line in top.splitlines() if "fastkg" in line and "tini" not in line]
