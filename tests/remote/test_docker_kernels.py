@@ -23,6 +23,9 @@ async def test_a_container_kernel_executes_and_goes_away(
     kernel_id = response.json()["id"]
     containers = docker.containers()
     assert len(containers) == 1
+    # the provisioner names the container after the user and the kernel: the API's id is its id
+    names = docker.docker("ps", "--format", '{{.Names}} {{.Label "kernel_id"}}').stdout.split()
+    assert names == [f"alice-{kernel_id}", kernel_id]
     ws = await docker_gateway.connect(kernel_id)
     reply, outputs = await ws.execute("import os; print(os.getuid(), os.environ['KERNEL_USERNAME'])", 60)
     assert reply["status"] == "ok"
