@@ -1,6 +1,8 @@
 # fastkg: a Jupyter kernel gateway. Configure it with KG_* (and FASTKG_*) environment variables, e.g.
 #   docker build -t fastkg . && docker run --rm -p 8888:8888 -e KG_AUTH_TOKEN=change-me fastkg
-FROM python:3.11-slim
+# BASE_IMAGE: any Debian-like image with python3 (and python3-venv); the tests build it on a debootstrap base.
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -9,14 +11,20 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # tini as PID 1: forwards SIGTERM to the gateway and reaps orphans of kernel subprocesses. (It also keeps
 # the gateway off PID 1, which ipykernel's parent poller needs to notice a gateway crash.)
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends tini \
-    && rm -rf /var/lib/apt/lists/*
+RUN command -v tini >/dev/null 2>&1 \
+    || (apt-get update \
+        && apt-get install -y --no-install-recommends tini \
+        && rm -rf /var/lib/apt/lists/*)
 
+# A venv, so the same steps work on a Debian python3 (which refuses system-wide pip installs) and python:*.
+RUN python3 -m venv /opt/fastkg
+ENV PATH=/opt/fastkg/bin:$PATH
 WORKDIR /tmp/fastkg-src
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN pip install . \
+# PIP_EXTRAS='[kubernetes]' adds gateway_provisioners' Kubernetes provisioner (deploy/kubernetes uses it).
+ARG PIP_EXTRAS=""
+RUN pip install ".${PIP_EXTRAS}" \
     && cd / \
     && rm -rf /tmp/fastkg-src
 COPY examples /opt/fastkg/examples

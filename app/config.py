@@ -189,6 +189,34 @@ class Settings(BaseSettings):
     replay_bytes: int = Field(
         64 * 1024 * 1024, ge=0, validation_alias=_env("FASTKG_REPLAY_BYTES", "replay_bytes")
     )
+    # remote kernels: deadlines for kernels that may live on other hosts, and several replicas
+    interrupt_timeout: float = Field(
+        10.0, gt=0, validation_alias=_env("FASTKG_INTERRUPT_TIMEOUT", "interrupt_timeout")
+    )
+    shutdown_timeout: float = Field(
+        15.0, gt=0, validation_alias=_env("FASTKG_SHUTDOWN_TIMEOUT", "shutdown_timeout")
+    )
+    kernel_poll_interval: float = Field(
+        1.0, gt=0, validation_alias=_env("FASTKG_KERNEL_POLL_INTERVAL", "kernel_poll_interval")
+    )
+    kernel_id_prefix: str = Field(
+        "", pattern=r"^[0-9a-f]{0,8}$", validation_alias=_env("FASTKG_KERNEL_ID_PREFIX", "kernel_id_prefix")
+    )
+    # Enterprise Gateway's multi-tenant options, by KERNEL_USERNAME (EG's own names are accepted too)
+    max_kernels_per_user: int | None = Field(
+        None,
+        validation_alias=_env(
+            "FASTKG_MAX_KERNELS_PER_USER", "EG_MAX_KERNELS_PER_USER", "max_kernels_per_user"
+        ),
+    )
+    authorized_users: CommaList = Field(
+        default_factory=list,
+        validation_alias=_env("FASTKG_AUTHORIZED_USERS", "EG_AUTHORIZED_USERS", "authorized_users"),
+    )
+    unauthorized_users: CommaList = Field(
+        default_factory=list,
+        validation_alias=_env("FASTKG_UNAUTHORIZED_USERS", "EG_UNAUTHORIZED_USERS", "unauthorized_users"),
+    )
     debug: bool = Field(False, validation_alias=_env("FASTKG_DEBUG", "debug"))
     log_level: str = Field("INFO", validation_alias=_env("FASTKG_LOG_LEVEL", "log_level"))
     log_format: LogFormat = Field(LogFormat.PLAIN, validation_alias=_env("FASTKG_LOG_FORMAT", "log_format"))
@@ -203,10 +231,23 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(False, validation_alias=_env("FASTKG_METRICS_PUBLIC", "metrics_public"))
     admin: AdminMode = Field(AdminMode.AUTO, validation_alias=_env("FASTKG_ADMIN", "admin"))
 
-    @field_validator("env_whitelist", "env_process_whitelist", "api", mode="before")
+    @field_validator(
+        "env_whitelist",
+        "env_process_whitelist",
+        "api",
+        "authorized_users",
+        "unauthorized_users",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("max_kernels_per_user")
+    @classmethod
+    def _per_user_limit(cls, value: int | None) -> int | None:
+        """EG's -1 (any negative number) disables the limit."""
+        return None if value is None or value < 0 else value
 
     @field_validator("api")
     @classmethod

@@ -19,6 +19,7 @@ from app.kernels.culler import Culler, CullPolicy
 from app.kernels.seed import Seed
 from app.kernels.service import KernelPolicy, KernelService
 from app.kernels.sessions import SessionStore
+from app.kernels.tenants import TenantPolicy
 from app.notebook_api.loader import LoadedNotebook, load_notebook
 from app.notebook_api.parsers import NotebookError, ParsedNotebook
 from app.notebook_api.service import NotebookOptions, NotebookService, parse_notebook
@@ -42,6 +43,15 @@ def kernel_policy(settings: Settings) -> KernelPolicy:
         replay_sessions=settings.replay_sessions,
         replay_bytes=settings.replay_bytes,
         warm_pool=settings.warm_pool,
+        restart_poll=settings.kernel_poll_interval,
+        interrupt_timeout=settings.interrupt_timeout,
+        shutdown_timeout=settings.shutdown_timeout,
+        kernel_id_prefix=settings.kernel_id_prefix,
+        tenants=TenantPolicy(
+            max_kernels_per_user=settings.max_kernels_per_user,
+            authorized_users=frozenset(settings.authorized_users),
+            unauthorized_users=frozenset(settings.unauthorized_users),
+        ),
     )
 
 

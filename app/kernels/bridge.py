@@ -98,6 +98,17 @@ class ChannelSession:
             self._channels[name] = channel
         return channel
 
+    def reconnect(self) -> None:
+        """The kernel moved (a restart gave it a new address): the same identity, new sockets."""
+        if self.closed:
+            return
+        names = list(self._channels)
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+        for name in names:
+            self._channel(name)
+
     # -- from the kernel ------------------------------------------------------------------------
     def _receiver(self, channel: str) -> Callable[[list[bytes]], None]:
         def receive(frames: list[bytes]) -> None:

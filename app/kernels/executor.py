@@ -58,6 +58,7 @@ FIRST_PROBE_INTERVAL = 0.1  # seconds until an unanswered readiness probe is rep
 LAST_PROBE_INTERVAL = 1.0
 FIRST_IDLE_GRACE = 0.1  # how long an answered probe's idle status may lag its reply; doubles each time
 QUIET_REPLIES_ACCEPTED = 4  # answered probes without a status (0.1 + 0.2 + 0.4 + 0.8 s) mean ready
+DEAD_POLLS = 2  # liveness polls in a row that must say "gone" before a starting kernel is given up
 
 
 async def _within(future: asyncio.Future[Any], seconds: float) -> bool:
@@ -97,10 +98,13 @@ class Executor:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self._pending: dict[str, _Pending] = {}
-        self._shell = Channel(
-            kernel.context, kernel.connection_info, "shell", self._on_reply, uuid.uuid4().hex.encode()
-        )
+        self._identity = uuid.uuid4().hex.encode()
+        self._shell = self._connect()
         kernel.add_listener(self)
+
+    def _connect(self) -> Channel:
+        info = self.kernel.connection_info
+        return Channel(self.kernel.context, info, "shell", self._on_reply, self._identity)
 
     async def close(self) -> None:
         self.kernel.remove_listener(self)
@@ -122,6 +126,10 @@ class Executor:
     def on_lifecycle(self, event: str) -> None:
         if event in ("restarting", "dead", "restarted", "shutdown"):
             self._fail_all(f"the kernel {event}")
+        elif event == "reconnect":  # the kernel moved: requests to the old address are lost
+            self._fail_all("the kernel moved")
+            self._shell.close()
+            self._shell = self._connect()
 
     def _fail_all(self, reason: str) -> None:
         for pending in self._pending.values():
@@ -173,13 +181,18 @@ class Executor:
         """
         loop = asyncio.get_running_loop()
         interval, idle_grace, quiet_replies = FIRST_PROBE_INTERVAL, FIRST_IDLE_GRACE, 0
+        # A remote provisioner's liveness poll is a network round trip that can fail once on a busy
+        # machine (gateway_provisioners gives it 10 ms by default): the kernel counts as gone when
+        # two polls in a row say so.
+        not_alive = 0
         async with asyncio.timeout(time_limit):
             while True:
                 pending = _Pending(loop)
                 msg_id = self._send("kernel_info_request", {}, pending)
                 try:
                     if not await _within(pending.reply, interval):
-                        if not await self.kernel.manager.is_alive():
+                        not_alive = 0 if await self.kernel.manager.is_alive() else not_alive + 1
+                        if not_alive >= DEAD_POLLS:
                             raise KernelExitedEarly("the kernel exited during startup")
                         interval = min(2 * interval, LAST_PROBE_INTERVAL)
                         continue

@@ -73,9 +73,13 @@ class ChannelHub:
             for session in self._sessions():
                 session.push(self.kernel.synthetic("iopub", "status", {"execution_state": event}))
                 session.fail_pending(f"the kernel died ({event})")
-        elif event == "restarted":
+        elif event == "restarted":  # a REST restart: clients see restarting, then the probe's idle
             for session in self._sessions():
+                session.push(self.kernel.synthetic("iopub", "status", {"execution_state": "restarting"}))
                 session.fail_pending("the kernel was restarted")
+        elif event == "reconnect":  # the kernel moved: every session's sockets follow it
+            for session in self._sessions():
+                session.reconnect()
         self.trim()
 
     def trim(self) -> None:

@@ -6,17 +6,17 @@ import asyncio
 import contextlib
 import logging
 import os
-import uuid
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_client.ioloop.manager import AsyncIOLoopKernelManager
 from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpec, KernelSpecManager, NoSuchKernel
 from traitlets.config import Config
 
 from app.errors import (
+    Forbidden,
     KernelLimitReached,
     KernelNotFound,
     KernelSpecNotFound,
@@ -29,8 +29,11 @@ from app.kernels.environment import kernel_environment
 from app.kernels.events import KernelEventKind, KernelEvents
 from app.kernels.executor import KernelExitedEarly
 from app.kernels.hub import Replay
-from app.kernels.kernel import SHUTDOWN_SECONDS, Kernel
+from app.kernels.ids import new_id
+from app.kernels.kernel import Deadlines, Kernel
+from app.kernels.manager import GatewayKernelManager
 from app.kernels.seed import Seed
+from app.kernels.tenants import TenantPolicy, Tenants, kernel_username
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,8 @@ SHUTTING_DOWN = "The gateway is shutting down"
 # and the moment the kernel binds it, e.g. to an outgoing connection's ephemeral port; it then exits at
 # once. Such a start is tried again with fresh ports, within the same start deadline.
 START_ATTEMPTS = 3
-_PASSED_ON = (SeedFailed, KernelExitedEarly, TimeoutError)  # failures a start reports as they are
+_PASSED_ON = (SeedFailed, KernelExitedEarly, TimeoutError, Forbidden)  # failures reported as they are
+FAILURES_KEPT = 100
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,23 @@ class KernelPolicy:
     warm_pool: int = 0
     shutdown_wait: float = 3.0
     restart_poll: float = 1.0
+    interrupt_timeout: float = 10.0
+    shutdown_timeout: float = 15.0
+    kernel_id_prefix: str = ""
+    tenants: TenantPolicy = field(default_factory=TenantPolicy)
+
+    @property
+    def deadlines(self) -> Deadlines:
+        return Deadlines(self.interrupt_timeout, self.shutdown_timeout, self.start_timeout)
+
+
+@dataclass(frozen=True)
+class ShutdownFailure:
+    """A kernel whose provisioner did not confirm it was gone (a remote process may be left running)."""
+
+    kernel_id: str
+    kernel_name: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,8 @@ class KernelServiceStats:
     warm_target: int
     private: int  # notebook-http pool kernels
     max_kernels: int | None
+    stopping: int = 0  # shut down, not yet confirmed gone by their provisioners
+    shutdown_failures: int = 0  # kernels whose provisioner never confirmed they were gone
 
 
 class _LifecycleEvents:
@@ -107,6 +130,10 @@ class KernelService:
         self.context = new_context()
         self._kernels: dict[str, Kernel] = {}
         self._starting = 0
+        self._stopping = 0  # shut down, not yet confirmed gone by their provisioners: still counted
+        self.tenants = Tenants(policy.tenants)
+        self.shutdown_failures: deque[ShutdownFailure] = deque(maxlen=FAILURES_KEPT)  # the latest
+        self._shutdown_failure_count = 0
         self._warm: dict[str, deque[Kernel]] = {}
         self._warm_starting = 0
         self._private: set[Kernel] = set()
@@ -167,33 +194,40 @@ class KernelService:
         """Count a start in progress, or refuse; evict a warm kernel if it holds the last place."""
         limit = self.policy.max_kernels
         if limit is not None:
-            if len(self._kernels) + self._starting >= limit:
+            if len(self._kernels) + self._starting + self._stopping >= limit:
                 raise KernelLimitReached("Resource Limit")  # KG's exact message
             if evict and self._in_use() >= limit:
                 self._evict_warm()
         self._starting += 1
 
     def _in_use(self) -> int:
-        """Kernel processes held: visible, starting, warm and warming."""
-        return len(self._kernels) + self._starting + self.warm_count + self._warm_starting
+        """Kernel processes held: visible, starting, stopping, warm and warming."""
+        return len(self._kernels) + self._starting + self._stopping + self.warm_count + self._warm_starting
 
     async def start(self, name: str | None = None, env: Mapping[str, str] | None = None) -> Kernel:
         """Start (or take from the warm pool) a ready, seeded kernel and register it."""
         self._check_open()
         kernel_name, spec = await self.resolve(name)
         self._check_open()
+        user = kernel_username(env)
+        self.tenants.admit(user, spec.display_name)
         warm = self._take_warm(kernel_name) if env is None else None
         try:
             # taking a warm kernel adds no process, so it needs no eviction
             self._reserve(evict=warm is None)
         except KernelLimitReached:
+            self.tenants.release(user)
             if warm is not None:
                 self._warm[kernel_name].appendleft(warm)
             raise
         try:
             kernel = warm or await self._launch(kernel_name, spec, Launch(env=env))
             self._check_open()  # close() reaps it: it is still live
+            kernel.tenant = user
             self._kernels[kernel.id] = kernel
+        except BaseException:
+            self.tenants.release(user)
+            raise
         finally:
             self._starting -= 1
         kernel.owner = (env or {}).get("KERNEL_USERNAME") or None
@@ -251,12 +285,20 @@ class KernelService:
         kernel_env.update(launch.extra_env or {})
         seed = launch.seed or self.seed
         launch_options: dict[str, Any] = {"cwd": launch.cwd} if launch.cwd else {}
-        manager = AsyncIOLoopKernelManager(
-            kernel_name=kernel_name, kernel_spec_manager=self.specs, config=self._config, autorestart=False
+        # The API's id is the provisioner's: KERNEL_ID, remote log files, pod and container names match.
+        kernel_id = new_id(self.policy.kernel_id_prefix)
+        manager = GatewayKernelManager(
+            kernel_id=kernel_id,
+            kernel_name=kernel_name,
+            kernel_spec_manager=self.specs,
+            config=self._config,
+            autorestart=False,
         )
         manager._kernel_spec = spec  # read off the loop; jupyter_client would read it again, on the loop
         replay = Replay(self.policy.replay_seconds, self.policy.replay_sessions, self.policy.replay_bytes)
-        kernel = Kernel(str(uuid.uuid4()), kernel_name, manager, self.context, replay=replay)
+        kernel = Kernel(
+            kernel_id, kernel_name, manager, self.context, replay=replay, deadlines=self.policy.deadlines
+        )
         self._live.add(kernel)
         try:
             await manager.start_kernel(env=kernel_env, **launch_options)
@@ -273,6 +315,8 @@ class KernelService:
                 await seed.run(kernel.executor, self.policy.start_timeout)
         except BaseException as exc:
             await self._dispose(kernel)
+            if isinstance(exc, PermissionError):  # a provisioner's refusal (e.g. its authorized users)
+                raise Forbidden(str(exc)) from None
             if isinstance(exc, _PASSED_ON) or not isinstance(exc, Exception):
                 raise
             log.exception("kernel %s failed to start", kernel_name)
@@ -393,6 +437,7 @@ class KernelService:
             try:
                 async with asyncio.timeout(self.policy.start_timeout):
                     await kernel.manager.restart_kernel(now=False)
+                    kernel.reconnect()  # a remote kernel comes back elsewhere: every socket follows it
                     kernel.notify("restarted")
                     await kernel.executor.wait_ready(self.policy.start_timeout)
             except TimeoutError:
@@ -406,8 +451,14 @@ class KernelService:
         kernel = self._kernels.pop(kernel_id, None)
         if kernel is None:
             raise KernelNotFound(kernel_id)
-        async with kernel.lock:
-            await self._dispose(kernel)
+        self._stopping += 1  # its place is free once the provisioner confirms it is gone
+        try:
+            async with kernel.lock:
+                await self._dispose(kernel)
+        finally:
+            self._stopping -= 1
+            if kernel.tenant is not None:
+                self.tenants.release(kernel.tenant)
         log.info("kernel %s shut down", kernel_id)
         kind = KernelEventKind.CULLED if culled else KernelEventKind.SHUTDOWN
         self.events.emit(kind, kernel.id, kernel.name)
@@ -422,6 +473,8 @@ class KernelService:
             warm_target=self.policy.warm_pool,
             private=len(self._private),
             max_kernels=self.policy.max_kernels,
+            stopping=self._stopping,
+            shutdown_failures=self._shutdown_failure_count,
         )
 
     async def _dispose(self, kernel: Kernel) -> None:
@@ -429,13 +482,18 @@ class KernelService:
             return  # already reaped
         kernel.notify("shutdown")
         await kernel.close()
-        await kernel.shutdown()
-        self._live.discard(kernel)
+        try:
+            gone = await kernel.shutdown()
+        finally:
+            self._live.discard(kernel)
+        if not gone:
+            self._shutdown_failure_count += 1
+            self.shutdown_failures.append(ShutdownFailure(kernel.id, kernel.name, time.time()))
 
     async def _reap(self, kernel: Kernel) -> None:
         """Shut a kernel down at close(), after the lifecycle step it is in (bounded: then regardless)."""
         try:
-            await asyncio.wait_for(kernel.lock.acquire(), SHUTDOWN_SECONDS)
+            await asyncio.wait_for(kernel.lock.acquire(), self.policy.shutdown_timeout)
         except TimeoutError:
             log.warning("kernel %s is still busy restarting; shutting it down anyway", kernel.id)
             await self._dispose(kernel)

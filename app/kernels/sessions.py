@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from app.errors import BadRequest, KernelNotFound, SessionNotFound
+from app.kernels.ids import new_id
 from app.kernels.kernel import Kernel
 from app.kernels.service import KernelService
 
@@ -58,7 +58,8 @@ class SessionStore:
         if existing is not None:
             return existing, self.kernels.get(existing.kernel_id)
         kernel = await self._kernel_for(kernel_id, kernel_name)
-        session = Session(str(uuid.uuid4()), path, name, type_, kernel.id)
+        # the replica's prefix, as on kernel ids: a proxy routes /api/sessions/{id} by it too
+        session = Session(new_id(self.kernels.policy.kernel_id_prefix), path, name, type_, kernel.id)
         self._sessions[session.id] = session
         return session, kernel
 

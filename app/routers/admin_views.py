@@ -41,6 +41,8 @@ class AdminOverview(BaseModel):
     max_kernels: int | None
     warm: int
     pool_kernels: int
+    stopping: int = Field(0, description="Kernels shut down, not yet confirmed gone by their provisioner")
+    shutdown_failures: int = Field(0, description="Kernels whose provisioner never confirmed they were gone")
     cull_idle_timeout: float
     cull_interval: float
     cull_connected: bool
@@ -83,6 +85,8 @@ def overview(gateway: GatewayState) -> AdminOverview:
         max_kernels=stats.max_kernels,
         warm=stats.warm,
         pool_kernels=stats.private,
+        stopping=stats.stopping,
+        shutdown_failures=stats.shutdown_failures,
         cull_idle_timeout=gateway.culler.policy.idle_timeout,
         cull_interval=gateway.culler.interval,
         cull_connected=settings.cull_connected,
