@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 
 import pytest
 
 from app.cli import load_settings
+from app.schemas import TIMESTAMP_FORMAT
 from tests.integration.test_ops_metrics import scrape, value
 from tests.support import Gateway, serve
 
@@ -35,11 +37,15 @@ async def test_idle_kernel_is_culled_logged_and_counted(caplog: pytest.LogCaptur
     caplog.set_level(logging.INFO, "app.kernels.culler")
     async with serve(**FAST, warm_pool=1) as gw:
         kept = await gw.start_kernel()
-        culled = await gw.start_kernel()
+        response = await gw.client.post("/api/kernels", json={})
+        assert response.status_code == 201
+        culled = response.json()["id"]
+        idle_since = datetime.strptime(response.json()["last_activity"], TIMESTAMP_FORMAT).replace(tzinfo=UTC)
         socket = await gw.connect(kept)  # connected kernels are spared (cull_connected is off)
         try:
-            waited = await wait_gone(gw, culled)
-            assert waited > 1.0  # not before the idle timeout
+            await wait_gone(gw, culled)
+            # not before the idle timeout (measured from its last activity, whatever the machine's load)
+            assert (datetime.now(UTC) - idle_since).total_seconds() >= FAST["cull_idle_timeout"]
             await asyncio.sleep(2.5)
             assert kept in await listed(gw)
             assert gw.app.state.gateway.kernels.stats().warm == 1  # warm kernels are never culled
@@ -86,11 +92,12 @@ async def test_busy_kernels_are_spared_unless_cull_busy() -> None:
 
 @pytest.mark.timeout(120)
 async def test_activity_postpones_culling() -> None:
-    async with serve(**FAST, cull_connected=True) as gw:
+    # a longer timeout than FAST's, so that a loaded machine's slow executions never leave a 4 s gap
+    async with serve(**{**FAST, "cull_idle_timeout": 4.0}, cull_connected=True) as gw:
         kernel_id = await gw.start_kernel()
         socket = await gw.connect(kernel_id)
         try:
-            for _ in range(4):  # 4 runs 1 s apart: never 2 s idle
+            for _ in range(6):  # 6 runs 1 s apart (6 s in all): never 4 s idle
                 reply, _ = await socket.execute("1 + 1")
                 assert reply["status"] == "ok"
                 await asyncio.sleep(1)

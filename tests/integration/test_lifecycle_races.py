@@ -159,7 +159,10 @@ async def test_a_kernel_dying_during_server_side_execution_leaves_no_unretrieved
                 pass
             else:
                 pytest.fail("the execution should have failed with the kernel")
-            del run  # the next round runs on the restarted kernel
+            del run  # the next round runs on the restarted kernel, once it is back (as clients wait for idle)
+            async with asyncio.timeout(60):
+                while kernel.execution_state != "idle":
+                    await asyncio.sleep(0.05)
         for _ in range(3):
             gc.collect()
             await asyncio.sleep(0.05)
