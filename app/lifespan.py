@@ -16,8 +16,9 @@ from app.config import CellParser, Personality, Settings
 from app.errors import ConfigurationError, GatewayError
 from app.http.asgi import ASGIApp, Message, Receive, Scope, Send
 from app.kernels.culler import Culler, CullPolicy
+from app.kernels.policy import KernelPolicy
 from app.kernels.seed import Seed
-from app.kernels.service import KernelPolicy, KernelService
+from app.kernels.service import KernelService
 from app.kernels.sessions import SessionStore
 from app.kernels.tenants import TenantPolicy
 from app.notebook_api.loader import LoadedNotebook, load_notebook

@@ -20,8 +20,9 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
 from app.errors import KernelStartFailed, KernelUnavailable
+from app.kernels.policy import KernelPolicy
 from app.kernels.seed import Seed
-from app.kernels.service import KernelPolicy, KernelService
+from app.kernels.service import KernelService
 from tests.processes import children, kill_leftovers, wait_gone
 from tests.support import Gateway, stdout_of
 

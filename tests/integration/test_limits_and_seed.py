@@ -211,7 +211,7 @@ async def test_warm_kernel_started_before_the_limit_filled_is_dropped() -> None:
         second = await gw.client.post("/api/kernels", json={})  # takes the last place while it warms
         assert second.status_code == 201
         assert_error(await gw.client.post("/api/kernels", json={}), 403)
-        await settle(lambda: service._warm_starting == 0)
+        await settle(lambda: service.stats().warm_starting == 0)
         assert service.warm_count == 0  # the late warm kernel was not kept beyond the limit
         await settle(lambda: processes.count() <= 2)
         assert len(await listed(gw)) == 2
