@@ -228,6 +228,7 @@ class Settings(BaseSettings):
     cull_interval: float = Field(300, validation_alias=_env("FASTKG_CULL_INTERVAL", "cull_interval"))
     cull_connected: bool = Field(False, validation_alias=_env("FASTKG_CULL_CONNECTED", "cull_connected"))
     cull_busy: bool = Field(False, validation_alias=_env("FASTKG_CULL_BUSY", "cull_busy"))
+    metrics: bool = Field(True, validation_alias=_env("FASTKG_METRICS", "metrics"))
     metrics_public: bool = Field(False, validation_alias=_env("FASTKG_METRICS_PUBLIC", "metrics_public"))
     admin: AdminMode = Field(AdminMode.AUTO, validation_alias=_env("FASTKG_ADMIN", "admin"))
 

@@ -49,7 +49,8 @@ def create_app(settings: Settings) -> FastAPI:
     if Personality.NOTEBOOK_HTTP in settings.personalities:
         install_notebook_slot(app, settings.token, *_token_exemptions(settings))
     app.include_router(health.router, prefix=base)
-    app.include_router(metrics.router, prefix=base)
+    if settings.metrics:
+        app.include_router(metrics.router, prefix=base)
     if settings.admin_enabled:
         mount_admin(app, settings)
     if Personality.JUPYTER_WEBSOCKET in settings.personalities:
@@ -77,7 +78,7 @@ def _token_exemptions(settings: Settings) -> tuple[tuple[str, ...], tuple[str, .
     paths: tuple[str, ...] = (
         f"{base}/livez",
         f"{base}/readyz",
-        *([f"{base}/metrics"] if settings.metrics_public else []),
+        *([f"{base}/metrics"] if settings.metrics and settings.metrics_public else []),
         # KG serves its Swagger documents of the kernel API without a token: they hold no data
         *(
             (f"{base}/api/swagger.json", f"{base}/api/swagger.yaml")
@@ -116,6 +117,7 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         cookie_prefix=f"{settings.base_url}/admin/api/" if settings.admin_enabled else None,
     )
     app.add_middleware(CorsMiddleware, policy=CorsPolicy.from_settings(settings))
-    app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(app.state.metrics.gateway))
+    if settings.metrics:
+        app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(app.state.metrics.gateway))
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(StartupErrorMiddleware)

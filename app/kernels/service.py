@@ -253,9 +253,14 @@ class KernelService:
         return task
 
     def _spawn_dispose(self, kernel: Kernel) -> None:
-        task = self._spawn(self._dispose(kernel))
+        self._spawn_disposal(self._dispose(kernel))
+
+    def _spawn_disposal(self, coro: Any) -> asyncio.Task[Any]:
+        """A shutdown in a task of the service's own, which close() lets finish."""
+        task = self._spawn(coro)
         self._disposals.add(task)
         task.add_done_callback(self._disposals.discard)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -300,6 +305,11 @@ class KernelService:
         if kernel is None:
             raise KernelNotFound(kernel_id)
         self._stopping += 1  # its place is free once the provisioner confirms it is gone
+        # The shutdown runs to its end whatever happens to the caller (a request uvicorn cancels, the
+        # culler stopped at shutdown): cut short, it would leave the kernel's process and manager behind.
+        await asyncio.shield(self._spawn_disposal(self._shut_down(kernel, culled)))
+
+    async def _shut_down(self, kernel: Kernel, culled: bool) -> None:
         try:
             async with kernel.lock:
                 await self._dispose(kernel)
@@ -307,7 +317,7 @@ class KernelService:
             self._stopping -= 1
             if kernel.tenant is not None:
                 self.tenants.release(kernel.tenant)
-        log.info("kernel %s shut down", kernel_id)
+        log.info("kernel %s shut down", kernel.id)
         kind = KernelEventKind.CULLED if culled else KernelEventKind.SHUTDOWN
         self.events.emit(kind, kernel.id, kernel.name)
 

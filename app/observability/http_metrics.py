@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -53,15 +54,33 @@ class HttpMetrics:
             registry=registry,
         )
 
+        # The labelled children per (template, notebook tag, method, status): resolving labels is most of
+        # a record's cost, and these keys are exactly as bounded as the label values.
+        self._children: dict[tuple[str, str | None, str, int], tuple[Any, ...]] = {}
+
     def record(self, scope: Scope, status: int, seconds: float) -> None:
-        template, method = route_template(scope), scope.get("method", "")
-        self.requests.labels(template, method, str(status)).inc()
-        self.duration.labels(template, method).observe(seconds)
         route = scope.get("route")
-        if isinstance(route, NotebookRoute) and route.tags:
-            endpoint = [str(route.tags[0]), "", template, method]
-            self.notebook_requests.labels(*endpoint, str(status)).inc()
-            self.notebook_duration.labels(*endpoint).observe(seconds)
+        tag = str(route.tags[0]) if isinstance(route, NotebookRoute) and route.tags else None
+        key = (route_template(scope), tag, scope.get("method", ""), status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = self._resolve(*key)
+        for counter, histogram in zip(children[::2], children[1::2], strict=True):
+            counter.inc()
+            histogram.observe(seconds)
+
+    def _resolve(self, template: str, tag: str | None, method: str, status: int) -> tuple[Any, ...]:
+        children = [
+            self.requests.labels(template, method, str(status)),
+            self.duration.labels(template, method),
+        ]
+        if tag is not None:
+            endpoint = [tag, "", template, method]
+            children += [
+                self.notebook_requests.labels(*endpoint, str(status)),
+                self.notebook_duration.labels(*endpoint),
+            ]
+        return tuple(children)
 
 
 class HttpMetricsMiddleware:

@@ -58,6 +58,17 @@ async def test_metrics_public_when_configured() -> None:
         assert (await anonymous.get("/api/kernels")).status_code == 401
 
 
+@pytest.mark.timeout(180)
+async def test_metrics_off_removes_the_route_but_keeps_request_ids() -> None:
+    async with serve(auth_token=TOKEN, metrics=False, metrics_public=True) as gw:
+        assert (await gw.client.get("/metrics")).status_code == 404
+        answered = await gw.client.get("/api")
+        assert answered.status_code == 200
+        assert answered.headers["x-request-id"]
+        async with httpx.AsyncClient(base_url=gw.url) as anonymous:
+            assert (await anonymous.get("/metrics")).status_code == 401  # no public exemption left
+
+
 @pytest.mark.timeout(240)
 async def test_metrics_follow_real_activity() -> None:
     async with serve(auth_token=TOKEN, list_kernels=True) as gw:

@@ -194,6 +194,13 @@ def test_fastkg_options_use_their_prefix(monkeypatch: pytest.MonkeyPatch) -> Non
     assert Settings.model_fields["max_rest_body"].default == 1024 * 1024
 
 
+@pytest.mark.parametrize(("raw", "expected"), [("off", False), ("false", False), ("on", True), ("1", True)])
+def test_metrics_switch(raw: str, expected: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().metrics is True
+    monkeypatch.setenv("FASTKG_METRICS", raw)
+    assert Settings().metrics is expected
+
+
 def test_replay_options(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (Settings().replay_sessions, Settings().replay_bytes) == (1, 64 * 1024 * 1024)
     monkeypatch.setenv("FASTKG_REPLAY_SESSIONS", "3")
