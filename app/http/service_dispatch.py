@@ -5,11 +5,13 @@ to the gateway's own routes. Nothing is added to the app's routes when services 
 from __future__ import annotations
 
 import json
+import time
 
 from app.errors import GatewayError
 from app.http.asgi import ASGIApp, Message, Receive, Scope, Send, header, send_error
 from app.services.jobs import JobTable
 from app.services.registry import ServiceRegistry
+from app.services.traffic import Traffic
 
 
 def _raw_path(scope: Scope) -> str:
@@ -48,7 +50,10 @@ class ServiceDispatchMiddleware:
         if scope["type"] == "http" and wants_async(scope):
             await self._submit(service.name, deployment, scope, receive, send)
             return
-        await deployment(scope, receive, send)
+        if scope["type"] != "http":
+            await deployment(scope, receive, send)
+            return
+        await _counted(service.traffic, deployment, scope, receive, send)
 
     async def _submit(
         self, name: str, deployment: ASGIApp, scope: Scope, receive: Receive, send: Send
@@ -92,3 +97,21 @@ class ServiceDispatchMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+async def _counted(traffic: Traffic, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve one request, counting it with its status (500 when the app fails before answering) and its
+    time to the end of the response."""
+    status = 500
+    started = time.perf_counter()
+
+    async def watch(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+        await send(message)
+
+    try:
+        await app(scope, receive, watch)
+    finally:
+        traffic.observe(status, time.perf_counter() - started)
