@@ -11,6 +11,7 @@ from app.errors import GatewayError
 from app.http.asgi import ASGIApp, Message, Receive, Scope, Send, header, send_error
 from app.services.jobs import JobTable
 from app.services.registry import ServiceRegistry
+from app.services.service import Service
 from app.services.traffic import Traffic
 
 
@@ -48,7 +49,7 @@ class ServiceDispatchMiddleware:
             await send_error(scope, send, 503, message)
             return
         if scope["type"] == "http" and wants_async(scope):
-            await self._submit(service.name, deployment, scope, receive, send)
+            await self._submit(service, deployment, scope, receive, send)
             return
         if scope["type"] != "http":
             await deployment(scope, receive, send)
@@ -56,7 +57,7 @@ class ServiceDispatchMiddleware:
         await _counted(service.traffic, deployment, scope, receive, send)
 
     async def _submit(
-        self, name: str, deployment: ASGIApp, scope: Scope, receive: Receive, send: Send
+        self, service: Service, deployment: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> None:
         body = bytearray()
         while True:
@@ -75,9 +76,11 @@ class ServiceDispatchMiddleware:
             replayed = True
             return {"type": "http.request", "body": bytes(body), "more_body": False}
 
-        job_scope = dict(scope)
+        job_scope, traffic = dict(scope), service.traffic
         try:
-            job = self.jobs.submit(name, lambda capture: deployment(job_scope, replay, capture))
+            job = self.jobs.submit(
+                service.name, lambda capture: _counted(traffic, deployment, job_scope, replay, capture)
+            )
         except GatewayError as exc:
             await send_error(scope, send, exc.status, exc.message)
             return
@@ -100,9 +103,9 @@ class ServiceDispatchMiddleware:
 
 
 async def _counted(traffic: Traffic, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-    """Serve one request, counting it with its status (500 when the app fails before answering) and its
-    time to the end of the response."""
-    status = 500
+    """Serve one request, counting it with its status and its time to the end of the response: 500 when the
+    app fails before answering; not at all when it ends without answering (the client went away)."""
+    status: int | None = None
     started = time.perf_counter()
 
     async def watch(message: Message) -> None:
@@ -113,5 +116,8 @@ async def _counted(traffic: Traffic, app: ASGIApp, scope: Scope, receive: Receiv
 
     try:
         await app(scope, receive, watch)
-    finally:
+    except BaseException:
+        traffic.observe(status or 500, time.perf_counter() - started)
+        raise
+    if status is not None:
         traffic.observe(status, time.perf_counter() - started)

@@ -233,6 +233,9 @@ async def test_async_job(services: Gateway) -> None:
             await asyncio.sleep(0.2)
     assert result.status_code == 200
     assert result.text.strip() == "done"
+    traffic = (await services.client.get("/api/services/jobs")).json()["traffic"]
+    assert (traffic["requests"], traffic["errors"]) == (1, 0)  # the job, counted once it ran
+    assert traffic["p50"] >= 0.5  # it slept 1 s
     assert (await services.client.get("/api/jobs/unknown")).status_code == 404
 
 
