@@ -26,6 +26,15 @@ class PoolModel(BaseModel):
     max: int
     size: int
     busy: int
+    idle: int
+
+
+class TrafficModel(BaseModel):
+    requests: int
+    errors: int  # answered with a 5xx
+    rate: float  # requests per second over the last minute
+    p50: float | None  # seconds; None before the first request
+    p99: float | None
 
 
 class ServiceModel(BaseModel):
@@ -37,3 +46,4 @@ class ServiceModel(BaseModel):
     endpoints: list[EndpointModel]
     pool: PoolModel
     error: str | None
+    traffic: TrafficModel

@@ -8,6 +8,7 @@ from typing import Any
 
 from app.services.deployment import Deployment
 from app.services.spec import ServiceSpec
+from app.services.traffic import Traffic
 from app.services.versions import History
 
 
@@ -31,6 +32,7 @@ class Service:
         self.error: str | None = None
         self.pending_prefix: str | None = None  # claimed by a deploy in progress that moves the service
         self.lock = asyncio.Lock()  # one change (deploy, rollback, undeploy) at a time
+        self.traffic = Traffic()  # over every version, counted by the dispatcher
 
     @property
     def prefix(self) -> str:
@@ -52,8 +54,10 @@ class Service:
                 "max": self.spec.pool_max,
                 "size": pool.size if pool else 0,
                 "busy": pool.busy if pool else 0,
+                "idle": pool.idle if pool else 0,
             },
             "error": self.error,
+            "traffic": self.traffic.stats(),
         }
 
     def versions(self) -> list[dict[str, Any]]:

@@ -56,11 +56,17 @@ async def test_deploy_serves_and_lists(services: Gateway) -> None:
     assert len(service["version"]["hash"]) == 64
     assert service["kernel_name"] == "python3"
     assert {"method": "GET", "path": "/version"} in service["endpoints"]
-    assert service["pool"] == {"min": 1, "max": 1, "size": 1, "busy": 0}
+    assert service["pool"] == {"min": 1, "max": 1, "size": 1, "busy": 0, "idle": 1}
     assert service["error"] is None
+    assert service["traffic"] == {"requests": 0, "errors": 0, "rate": 0.0, "p50": None, "p99": None}
     answer = await services.client.get("/services/alpha/version")
     assert answer.status_code == 200
     assert answer.text.strip() == "v1"
+    assert (await services.client.get("/services/alpha/no-such-path")).status_code == 404
+    traffic = (await services.client.get("/api/services/alpha")).json()["traffic"]
+    assert (traffic["requests"], traffic["errors"]) == (2, 0)  # a 4xx is not a server error
+    assert traffic["rate"] > 0
+    assert 0 < traffic["p50"] <= traffic["p99"]
     listing = await services.client.get("/api/services")
     assert [s["name"] for s in listing.json()] == ["alpha"]
     one = await services.client.get("/api/services/alpha")
@@ -84,6 +90,7 @@ async def test_deploy_serves_and_lists(services: Gateway) -> None:
         "endpoints",
         "pool",
         "error",
+        "traffic",
     }
     assert any(tag["name"] == "alpha" for tag in combined["tags"])
 
@@ -226,6 +233,9 @@ async def test_async_job(services: Gateway) -> None:
             await asyncio.sleep(0.2)
     assert result.status_code == 200
     assert result.text.strip() == "done"
+    traffic = (await services.client.get("/api/services/jobs")).json()["traffic"]
+    assert (traffic["requests"], traffic["errors"]) == (1, 0)  # the job, counted once it ran
+    assert traffic["p50"] >= 0.5  # it slept 1 s
     assert (await services.client.get("/api/jobs/unknown")).status_code == 404
 
 
@@ -234,7 +244,7 @@ async def test_pool_grows_while_requests_queue_and_shrinks_when_idle(tmp_path: P
         created = await gw.client.post(
             "/api/services", **multipart("grow", version_notebook("g"), pool_min="1", pool_max="2")
         )
-        assert created.json()["pool"] == {"min": 1, "max": 2, "size": 1, "busy": 0}
+        assert created.json()["pool"] == {"min": 1, "max": 2, "size": 1, "busy": 0, "idle": 1}
         both = [asyncio.create_task(gw.client.get("/services/grow/sleep/2")) for _ in range(2)]
 
         async def pool() -> dict:

@@ -10,7 +10,9 @@
 
   async function call(method, path, body) {
     const init = { method, credentials: "same-origin", headers: { "X-CSRF-Token": csrf } };
-    if (body !== undefined) {
+    if (body instanceof FormData) {
+      init.body = body; // the browser writes the multipart content type and its boundary
+    } else if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
@@ -118,55 +120,138 @@
     body.replaceChildren(...rows);
   }
 
-  async function serviceAction(name, method, suffix) {
-    const response = await call(method, "/services/" + encodeURIComponent(name) + suffix);
-    say(name + ": " + (response.ok ? "done" : "failed (" + response.status + ")"), !response.ok);
+  let knownServices = new Set();
+
+  async function serviceAction(name, method, suffix, body) {
+    const response = await call(method, "/services/" + encodeURIComponent(name) + suffix, body);
+    say(name + ": " + (response.ok ? "done" : "failed: " + (await response.text())), !response.ok);
     loadServices();
+    return response;
+  }
+
+  function ms(seconds) {
+    return seconds === null || seconds === undefined ? "–" : (seconds * 1000).toFixed(seconds < 0.01 ? 1 : 0) + " ms";
+  }
+
+  function scaleForm(s) {
+    const form = el("form", null, "inline scale");
+    const inputs = [["pool_min", s.pool.min], ["pool_max", s.pool.max]].map(([field, value]) => {
+      const input = el("input");
+      input.type = "number";
+      input.min = "1";
+      input.step = "1";
+      input.value = String(value);
+      input.name = field;
+      input.title = field;
+      form.appendChild(input);
+      return input;
+    });
+    const button = el("button", "Scale");
+    button.type = "submit";
+    button.dataset.action = "scale";
+    form.appendChild(button);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      button.disabled = true;
+      serviceAction(s.name, "PUT", "", { pool_min: inputs[0].value, pool_max: inputs[1].value });
+    });
+    return form;
   }
 
   function serviceRow(s) {
     const row = el("tr");
     row.dataset.service = s.name;
-    const version = s.version ? (s.version.id || "") + (s.version.hash ? " " + s.version.hash.slice(0, 8) : "") : "–";
+    row.dataset.state = s.state;
+    row.dataset.version = s.version ? String(s.version.id) : "";
+    const version = s.version ? "v" + s.version.id + " " + s.version.hash.slice(0, 8) : "–";
     const endpoints = (s.endpoints || []).map((e) => e.method + " " + e.path).join(", ");
-    const pool = s.pool ? s.pool.busy + "/" + s.pool.size + ", " + s.pool.min + "–" + s.pool.max : "–";
-    for (const text of [s.name, s.prefix, s.state, version, s.kernel_name, endpoints, pool, s.error || "–"]) {
-      row.appendChild(el("td", text));
-    }
+    const pool = s.pool.busy + "/" + s.pool.size + (s.pool.idle === undefined ? "" : " (" + s.pool.idle + " idle)") +
+      ", " + s.pool.min + "–" + s.pool.max;
+    const t = s.traffic || { requests: 0, errors: 0, rate: 0, p50: null, p99: null };
+    const errorRate = t.requests ? (100 * t.errors / t.requests).toFixed(1) + " %" : "–";
+    const cells = [s.name, s.prefix || "/", s.state, version, s.kernel_name, endpoints, pool, t.requests,
+      t.rate.toFixed(2), ms(t.p50) + " / " + ms(t.p99), t.errors + " (" + errorRate + ")", s.error || "–"];
+    const fields = ["name", "prefix", "state", "version", "kernel", "endpoints", "pool", "requests", "rate",
+      "latency", "errors", "error"];
+    cells.forEach((text, i) => {
+      const cell = el("td", text);
+      cell.dataset.field = fields[i];
+      row.appendChild(cell);
+    });
     const actions = el("td", null, "actions");
-    for (const [label, method, suffix] of [["Reload", "POST", "/reload"], ["Roll back", "POST", "/rollback"],
-      ["Undeploy", "DELETE", ""]]) {
+    for (const [label, method, suffix, action] of [["Reload", "POST", "/reload", "reload"],
+      ["Roll back", "POST", "/rollback", "rollback"], ["Undeploy", "DELETE", "", "undeploy"]]) {
       const button = el("button", label, method === "DELETE" ? "danger" : "");
       button.type = "button";
-      button.addEventListener("click", () => serviceAction(s.name, method, suffix));
+      button.dataset.action = action;
+      button.addEventListener("click", () => { button.disabled = true; serviceAction(s.name, method, suffix); });
       actions.appendChild(button);
     }
-    const docs = el("a", "Swagger");
+    actions.appendChild(scaleForm(s));
+    const docs = el("a", "Swagger UI");
     docs.href = base + (s.prefix || "") + "/docs";
+    docs.target = "_blank";
+    docs.rel = "noopener";
     actions.appendChild(docs);
     row.appendChild(actions);
     return row;
   }
 
+  let loading = false;
+
   async function loadServices() {
-    const response = await call("GET", "/services");
-    const status = $("services-status");
-    const table = $("services-table");
-    if (response.status === 404) {
-      status.textContent = "Notebook services are off on this gateway.";
-      table.hidden = true;
-      return;
+    if (loading) return;
+    loading = true;
+    try {
+      const response = await call("GET", "/services");
+      const status = $("services-status");
+      const table = $("services-table");
+      if (response.status === 404) {
+        status.textContent = "Notebook services are off on this gateway.";
+        table.hidden = true;
+        $("deploy-form").hidden = true;
+        return;
+      }
+      if (!response.ok) {
+        status.textContent = "Could not read services (" + response.status + ").";
+        return;
+      }
+      const data = await response.json();
+      const list = Array.isArray(data) ? data : data.services || [];
+      knownServices = new Set(list.map((s) => s.name));
+      $("deploy-form").hidden = false;
+      status.textContent = list.length ? "" : "No services deployed.";
+      table.hidden = !list.length;
+      const rows = $("service-rows");
+      // a pool size being typed in survives the refresh: skip this one
+      if (rows.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
+      rows.replaceChildren(...list.map(serviceRow));
+    } finally {
+      loading = false;
     }
-    if (!response.ok) {
-      status.textContent = "Could not read services (" + response.status + ").";
-      return;
-    }
-    const data = await response.json();
-    const list = Array.isArray(data) ? data : data.services || [];
-    status.textContent = list.length ? "" : "No services deployed.";
-    table.hidden = !list.length;
-    $("service-rows").replaceChildren(...list.map(serviceRow));
   }
+
+  $("deploy-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("deploy-name").value.trim();
+    const file = $("deploy-file").files[0];
+    if (!name || !file) { say("Give a name and a notebook file", true); return; }
+    const form = new FormData();
+    form.append("name", name);
+    form.append("notebook", file, file.name);
+    const button = $("deploy-form").querySelector("button");
+    button.disabled = true;
+    say("Deploying " + name + "…", false);
+    try {
+      const exists = knownServices.has(name); // a new version of an existing service
+      const response = await call(exists ? "PUT" : "POST", "/services" + (exists ? "/" + encodeURIComponent(name) : ""), form);
+      say(name + ": " + (response.ok ? "deployed" : "deploy failed: " + (await response.text())), !response.ok);
+      if (response.ok) $("deploy-file").value = "";
+    } finally {
+      button.disabled = false;
+      loadServices();
+    }
+  });
 
   function connect() {
     if (events) events.close();
@@ -204,7 +289,7 @@
     connect();
     loadServices();
     clearInterval(servicesTimer);
-    servicesTimer = setInterval(loadServices, 5000);
+    servicesTimer = setInterval(loadServices, 2000);
   }
 
   $("login-form").addEventListener("submit", async (event) => {
