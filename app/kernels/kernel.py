@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Requests the gateway makes on its own behalf (readiness, usage): the kernel's busy/idle status for
-# them is not user activity, as in jupyter_server's untracked_message_types, so they never delay culling.
+# them is not user activity, as in jupyter_server's untracked_message_types, so they never delay culling,
+# and it does not change the kernel's execution state.
 UNTRACKED_PARENTS = (b'"kernel_info_request"', b'"usage_request"')
 _ADDRESS_KEYS = (
     *("transport", "ip", "key"),
@@ -277,10 +278,12 @@ class Kernel:
         message = self.decode(frames, "iopub")
         if message is None:
             return
-        if message.msg_type != "status" or not any(p in message.parts[1] for p in UNTRACKED_PARENTS):
+        is_status = message.msg_type == "status"
+        # The status of the gateway's own probes is neither activity nor the kernel's state: a usage
+        # probe on control would otherwise show a running cell as idle, or an idle kernel as busy.
+        if not (is_status and any(p in message.parts[1] for p in UNTRACKED_PARENTS)):
             self.touch()
-        if message.msg_type == "status":
-            state = message.content.get("execution_state")
+            state = message.content.get("execution_state") if is_status else None
             if isinstance(state, str):
                 self.execution_state = state
         for listener in tuple(self._listeners):

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 # A kernel can lose one of its ports between the moment jupyter_client picks it (bind to port 0, release)
 # and the moment the kernel binds it, e.g. to an outgoing connection's ephemeral port; it then exits at
-# once. Such a start is tried again with fresh ports, within the same start deadline.
+# once. Such a start, or one that failed unexpectedly (logged with its traceback), is tried again with
+# fresh ports, within the same start deadline. A refusal, a failing seed cell or the deadline is final.
 START_ATTEMPTS = 3
 _PASSED_ON = (SeedFailed, KernelExitedEarly, TimeoutError, Forbidden)  # failures reported as they are
 
@@ -105,8 +106,8 @@ class KernelLauncher:
                 for attempt in range(1, START_ATTEMPTS + 1):
                     try:
                         return await self._start_once(kernel_name, spec, launch)
-                    except KernelExitedEarly:
-                        log.warning("kernel %s exited while starting (attempt %d)", kernel_name, attempt)
+                    except (KernelExitedEarly, KernelStartFailed) as exc:  # KernelStartFailed: logged
+                        log.warning("kernel %s did not start (attempt %d): %s", kernel_name, attempt, exc)
         except TimeoutError:
             raise KernelStartFailed(f"Kernel {kernel_name} did not start in time") from None
         raise KernelStartFailed(f"Kernel {kernel_name} failed to start")

@@ -239,6 +239,24 @@ async def test_a_kernel_that_dies_while_starting_is_started_afresh(tmp_path: Pat
     assert not await asyncio.to_thread(wait_gone, new_children(baseline), 5)
 
 
+async def test_a_kernel_that_cannot_be_launched_fails_after_its_attempts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected launch failure is tried again (it may be passing), then reported as a 500."""
+    spec_dir = tmp_path / "kernels" / "missing"
+    spec_dir.mkdir(parents=True)
+    argv = [str(tmp_path / "no-such-interpreter"), "-f", "{connection_file}"]
+    (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Missing"}))
+    async with service(KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])) as kernels:
+        with pytest.raises(KernelStartFailed, match="Kernel missing failed to start") as failed:
+            await kernels.start("missing")
+        assert failed.value.status == 500
+        assert len(kernels) == 0
+    attempts = [r for r in caplog.records if "did not start (attempt" in r.getMessage()]
+    assert len(attempts) == 3
+    assert any("no-such-interpreter" in (r.exc_text or "") for r in caplog.records)
+
+
 class RecordingSpecs(KernelSpecManager):  # type: ignore[misc]
     """A real KernelSpecManager that notes which thread reads each kernelspec."""
 
