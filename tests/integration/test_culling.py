@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 import pytest
 
 from app.cli import load_settings
-from app.kernels.usage import CACHE_SECONDS
 from app.schemas import TIMESTAMP_FORMAT
 from tests.integration.test_ops_metrics import scrape, value
-from tests.support import Gateway, execute_content, serve
+from tests.support import Gateway, Received, execute_content, serve
 
 TOKEN = "cull-token-0123456789"
 FAST = {"auth_token": TOKEN, "list_kernels": True, "cull_idle_timeout": 2.0, "cull_interval": 0.3}
@@ -136,26 +135,35 @@ async def test_watching_usage_does_not_postpone_culling() -> None:
         assert sources == {"kernel"}  # it answered usage_request, and was culled all the same
 
 
+def probe_status(message: Received, state: str) -> bool:
+    """An iopub status of the gateway's own usage probe (relayed to clients, as every iopub message)."""
+    parent_type = message.raw.get("parent_header", {}).get("msg_type")
+    return parent_type == "usage_request" and message.content.get("execution_state") == state
+
+
 @pytest.mark.timeout(120)
 async def test_usage_probes_do_not_change_the_execution_state() -> None:
     """ipykernel answers usage_request on control with busy/idle statuses of its own: a running cell
     must stay busy (or the culler could take it for idle), an idle kernel idle with its countdown."""
     async with serve(auth_token=TOKEN, list_kernels=True, cull_idle_timeout=3600) as gw:
-        kernel_id = await gw.start_kernel()
-        ws = await gw.connect(kernel_id)
+        idle_id = await gw.start_kernel()
+        rows = (await gw.client.get("/admin/api/kernels")).json()  # probed now, then cached a while
+        mine = next(r for r in rows if r["id"] == idle_id)
+        assert (mine["state"], mine["usage_source"]) == ("idle", "kernel")
+        assert 3500 < mine["cull_in_seconds"] <= 3600
+        busy_id = await gw.start_kernel()  # not probed yet
+        ws = await gw.connect(busy_id)
         try:
             msg_id = await ws.send("execute_request", execute_content("import time; time.sleep(3)"))
             await ws.until(lambda m: m.parent_id == msg_id and m.content.get("execution_state") == "busy")
+            probe = asyncio.create_task(ws.until(lambda m: probe_status(m, "idle")))
             rows = (await gw.client.get("/admin/api/kernels")).json()
-            assert next(r for r in rows if r["id"] == kernel_id)["usage_source"] == "kernel"
-            await asyncio.sleep(0.5)  # the probe's own idle status has come by now
-            state = (await gw.client.get(f"/api/kernels/{kernel_id}")).json()["execution_state"]
+            assert next(r for r in rows if r["id"] == busy_id)["usage_source"] == "kernel"
+            await probe  # the probe's own idle status has come, while the cell still runs
+            state = (await gw.client.get(f"/api/kernels/{busy_id}")).json()["execution_state"]
             assert state == "busy"
             await ws.until(lambda m: m.parent_id == msg_id and m.content.get("execution_state") == "idle")
+            state = (await gw.client.get(f"/api/kernels/{busy_id}")).json()["execution_state"]
+            assert state == "idle"
         finally:
             await ws.close()
-        await asyncio.sleep(CACHE_SECONDS + 0.2)  # the next listing asks the kernel again
-        rows = (await gw.client.get("/admin/api/kernels")).json()
-        mine = next(r for r in rows if r["id"] == kernel_id)
-        assert (mine["state"], mine["usage_source"]) == ("idle", "kernel")
-        assert 3500 < mine["cull_in_seconds"] <= 3600

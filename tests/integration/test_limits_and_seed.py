@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -148,7 +147,7 @@ async def test_prespawned_kernels_are_listed_seeded_and_counted() -> None:
         assert len(await listed(gw)) == 3
 
 
-async def test_warm_pool_serves_ready_seeded_kernels_fast() -> None:
+async def test_warm_pool_serves_ready_seeded_kernels() -> None:
     async with serve(warm_pool=1, seed_uri=str(SEED), list_kernels=True) as gw:
         assert await listed(gw) == []  # warm kernels are hidden
         service = gw.app.state.kernels
@@ -159,12 +158,11 @@ async def test_warm_pool_serves_ready_seeded_kernels_fast() -> None:
                     break
                 await asyncio.sleep(0.05)
             assert service.warm_count == 1, f"pool not refilled (round {round_})"
-            began = time.perf_counter()
+            (warm,) = service.warm_kernels()
             response = await gw.client.post("/api/kernels", json={})
-            elapsed = time.perf_counter() - began
             assert response.status_code == 201, response.text
-            assert elapsed < 0.3, f"warm start took {elapsed:.3f}s"
             kernel_id = response.json()["id"]
+            assert kernel_id == warm.id, "the start should have taken the warm kernel, not made one"
             assert kernel_id in await listed(gw)
             assert await run(gw, kernel_id, "print(SEEDED_VALUE + 1)") == "43\n"
 
