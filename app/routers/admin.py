@@ -37,8 +37,10 @@ from app.routers.admin_views import (
     LoginRequest,
     kernel_rows,
     overview,
+    service_rows,
 )
 from app.routers.tags import Tag
+from app.services.runtime import ServicesRuntime
 from app.state import Phase
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "admin"
@@ -173,21 +175,34 @@ async def shutdown_idle(body: IdleShutdownRequest, gateway: GatewayDep) -> IdleS
     "/events",
     operation_id="admin_stream_events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "`snapshot` events"}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`snapshot` events (an AdminSnapshot) and, when the gateway serves notebook "
+            "services, `services` events (the list GET /admin/api/services answers)",
+        }
+    },
 )
 async def stream_events(request: Request, gateway: GatewayDep) -> StreamingResponse:
     """Server-sent events: an AdminSnapshot now (without CPU and memory), then on every kernel event and
-    every 2 s."""
+    every 2 s. With the services API on, each of those ticks is preceded by a `services` event (the same
+    rows as GET /admin/api/services, traffic numbers included) when the rows differ from the last ones sent
+    on this stream; the first tick always sends them. A stream ends after 15 s (EventSource reconnects)."""
     usage = _usage(request)
+    runtime: ServicesRuntime | None = getattr(request.app.state, "services_runtime", None)
 
     async def events() -> AsyncIterator[str]:
         changed = asyncio.Event()
         unsubscribe = gateway.kernels.events.subscribe(lambda _: changed.set())
         ends = time.monotonic() + STREAM_SECONDS
         measure = False  # the first snapshot at once, without waiting for every kernel's usage
+        sent_services = ""
         try:
             yield "retry: 1000\n\n"
             while time.monotonic() < ends and gateway.phase is Phase.READY:
+                if runtime is not None and (services := service_rows(runtime)) != sent_services:
+                    sent_services = services
+                    yield f"event: services\ndata: {services}\n\n"
                 rows = await kernel_rows(gateway, usage, measure=measure)
                 snapshot = AdminSnapshot(overview=overview(gateway), kernels=rows)
                 measure = True
