@@ -288,7 +288,10 @@
     const response = await call("POST", "/login", { token: input.value });
     input.value = "";
     if (response.ok) { $("login-error").textContent = ""; start(); }
-    else $("login-error").textContent = "Wrong token.";
+    else if (response.status === 429) {
+      $("login-error").textContent = "Too many failed logins: try again in " +
+        (response.headers.get("Retry-After") || "a few") + " s.";
+    } else $("login-error").textContent = "Wrong token.";
   });
 
   $("logout").addEventListener("click", async () => {
