@@ -231,6 +231,12 @@ class Settings(BaseSettings):
     metrics: bool = Field(True, validation_alias=_env("FASTKG_METRICS", "metrics"))
     metrics_public: bool = Field(False, validation_alias=_env("FASTKG_METRICS_PUBLIC", "metrics_public"))
     admin: AdminMode = Field(AdminMode.AUTO, validation_alias=_env("FASTKG_ADMIN", "admin"))
+    admin_login_attempts: int = Field(
+        10, ge=1, validation_alias=_env("FASTKG_ADMIN_LOGIN_ATTEMPTS", "admin_login_attempts")
+    )
+    admin_login_window: float = Field(
+        60.0, gt=0, validation_alias=_env("FASTKG_ADMIN_LOGIN_WINDOW", "admin_login_window")
+    )
 
     @field_validator(
         "env_whitelist",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from http import HTTPStatus
 
@@ -82,6 +83,15 @@ class ServiceUnavailable(GatewayError):
 
 class PayloadTooLarge(GatewayError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class TooManyRequests(GatewayError):
+    """Refused for a while (too many failed logins); `retry_after` seconds, rounded up, in Retry-After."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, {"Retry-After": str(max(1, math.ceil(retry_after)))})
 
 
 class KernelLimitReached(GatewayError):

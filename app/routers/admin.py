@@ -2,7 +2,9 @@
 
 With a token, the page logs in once: POST /admin/api/login sets an HttpOnly, SameSite=Strict cookie that
 the token middleware accepts for /admin/api only. State-changing calls need the X-CSRF-Token header to
-match the csrf cookie (double submit), unless the request carries the token itself.
+match the csrf cookie (double submit), unless the request carries the token itself. Wrong tokens are
+counted per client address: past FASTKG_ADMIN_LOGIN_ATTEMPTS within FASTKG_ADMIN_LOGIN_WINDOW seconds, the
+login answers 429 with Retry-After, even for the right token, until the window has passed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import hmac
 import html
 import json
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -24,8 +27,9 @@ from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
 from app.deps import GatewayDep, SettingsDep
-from app.errors import BadRequest, Forbidden, GatewayError, Unauthorized
+from app.errors import BadRequest, Forbidden, GatewayError, TooManyRequests, Unauthorized
 from app.http.auth import ADMIN_COOKIE, admin_session_value, presented_token, token_matches
+from app.http.login_limit import LoginLimiter, client_address
 from app.kernels.usage import UsageProbe
 from app.routers.admin_views import (
     AdminKernel,
@@ -37,10 +41,14 @@ from app.routers.admin_views import (
     LoginRequest,
     kernel_rows,
     overview,
+    service_rows,
 )
 from app.routers.tags import Tag
+from app.schemas import ErrorModel
+from app.services.runtime import ServicesRuntime
 from app.state import Phase
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "static" / "admin"
 CSRF_COOKIE = "fastkg_csrf"
 CSRF_HEADER = "x-csrf-token"
@@ -98,10 +106,35 @@ async def get_session(request: Request, response: Response, settings: SettingsDe
     return AdminSession(token_required=bool(token), authenticated=authenticated, csrf_token=csrf)
 
 
-@api.post("/login", status_code=status.HTTP_204_NO_CONTENT, operation_id="admin_login")
+@api.post(
+    "/login",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="admin_login",
+    responses={
+        401: {"model": ErrorModel, "description": "Wrong token"},
+        429: {
+            "model": ErrorModel,
+            "description": "Too many wrong tokens from this address lately; try again after Retry-After "
+            "seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        },
+    },
+)
 async def login(body: LoginRequest, request: Request, response: Response, settings: SettingsDep) -> None:
-    """Exchange the token for the admin cookie (HttpOnly, SameSite=Strict; never the token itself)."""
+    """Exchange the token for the admin cookie (HttpOnly, SameSite=Strict; never the token itself). After
+    too many wrong tokens from one address, every login from it is refused (429) for a while."""
+    limiter: LoginLimiter = request.app.state.admin_logins
+    address = client_address(request.scope, settings.trust_xheaders)
+    if (wait := limiter.retry_after(address)) is not None:
+        raise TooManyRequests("Too many failed logins: try again later", retry_after=wait)
     if not settings.token or not token_matches(settings.token, body.token):
+        if limiter.failed(address):
+            log.warning(
+                "admin login: %d wrong tokens from %s within %g s; its logins are refused for a while",
+                limiter.attempts,
+                address or "an unknown address",
+                limiter.window,
+            )
         raise Unauthorized("Unauthorized: wrong token")
     _set_cookie(response, request, ADMIN_COOKIE, admin_session_value(settings.token), http_only=True)
 
@@ -173,21 +206,34 @@ async def shutdown_idle(body: IdleShutdownRequest, gateway: GatewayDep) -> IdleS
     "/events",
     operation_id="admin_stream_events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "`snapshot` events"}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`snapshot` events (an AdminSnapshot) and, when the gateway serves notebook "
+            "services, `services` events (the list GET /admin/api/services answers)",
+        }
+    },
 )
 async def stream_events(request: Request, gateway: GatewayDep) -> StreamingResponse:
     """Server-sent events: an AdminSnapshot now (without CPU and memory), then on every kernel event and
-    every 2 s."""
+    every 2 s. With the services API on, each of those ticks is preceded by a `services` event (the same
+    rows as GET /admin/api/services, traffic numbers included) when the rows differ from the last ones sent
+    on this stream; the first tick always sends them. A stream ends after 15 s (EventSource reconnects)."""
     usage = _usage(request)
+    runtime: ServicesRuntime | None = getattr(request.app.state, "services_runtime", None)
 
     async def events() -> AsyncIterator[str]:
         changed = asyncio.Event()
         unsubscribe = gateway.kernels.events.subscribe(lambda _: changed.set())
         ends = time.monotonic() + STREAM_SECONDS
         measure = False  # the first snapshot at once, without waiting for every kernel's usage
+        sent_services = ""
         try:
             yield "retry: 1000\n\n"
             while time.monotonic() < ends and gateway.phase is Phase.READY:
+                if runtime is not None and (services := service_rows(runtime)) != sent_services:
+                    sent_services = services
+                    yield f"event: services\ndata: {services}\n\n"
                 rows = await kernel_rows(gateway, usage, measure=measure)
                 snapshot = AdminSnapshot(overview=overview(gateway), kernels=rows)
                 measure = True
@@ -238,6 +284,7 @@ def mount_admin(app: FastAPI, settings: Settings) -> None:
     page = (STATIC / "index.html").read_text().replace("{{base}}", html.escape(base))
     page = page.replace("{{base_json}}", html.escape(json.dumps(base)))
     app.state.admin_usage = UsageProbe()
+    app.state.admin_logins = LoginLimiter(settings.admin_login_attempts, settings.admin_login_window)
 
     async def admin_page() -> HTMLResponse:
         return HTMLResponse(page, headers=PAGE_HEADERS)

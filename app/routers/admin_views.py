@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from app import __version__
+from app.config import Personality
 from app.kernels.kernel import Kernel
 from app.kernels.usage import Usage, UsageProbe
+from app.routers.service_models import ServiceModel
+from app.services.runtime import ServicesRuntime
 from app.state import GatewayState
 
 
@@ -48,6 +51,9 @@ class AdminOverview(BaseModel):
     cull_connected: bool
     cull_busy: bool
     base_url: str
+    services: bool = Field(
+        False, description="Whether notebook services are served (the event stream then sends `services`)"
+    )
 
 
 class AdminSnapshot(BaseModel):
@@ -92,7 +98,18 @@ def overview(gateway: GatewayState) -> AdminOverview:
         cull_connected=settings.cull_connected,
         cull_busy=settings.cull_busy,
         base_url=settings.base_url,
+        services=Personality.SERVICES in settings.personalities,
     )
+
+
+SERVICE_ROWS = TypeAdapter(list[ServiceModel])
+
+
+def service_rows(runtime: ServicesRuntime) -> str:
+    """The services as JSON, exactly the rows GET /api/services answers ("" until the registry runs)."""
+    if runtime.registry.kernels is None:
+        return ""
+    return SERVICE_ROWS.dump_json(SERVICE_ROWS.validate_python(runtime.registry.stats())).decode()
 
 
 def _holders(gateway: GatewayState) -> dict[str, str]:

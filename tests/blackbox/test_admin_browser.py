@@ -1,11 +1,13 @@
 """The admin page in real headless Chromium (Playwright driving Debian's chromium) against the real
-`fastkg` command: log in, watch a kernel appear, interrupt, restart and shut it down from the page.
+`fastkg` command: log in (refused for a while after a wrong token), watch a kernel appear, interrupt,
+restart and shut it down from the page.
 Screenshots are saved in the test's tmp directory; the token never shows up in the page, URLs or logs."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -30,11 +32,28 @@ async def cell(page: Page, kernel_id: str, column: int) -> str:
     return await page.inner_text(f'tr[data-kernel-id="{kernel_id}"] td:nth-child({column})')
 
 
+async def log_in(page: Page, token: str) -> str:
+    """Submit the login form; the error it shows ("" once logged in)."""
+    await page.evaluate("document.getElementById('login-error').textContent = ''")
+    await page.fill("#token", token)
+    await page.click("#login-form button[type=submit]")
+    shown = "!document.getElementById('kernels').hidden || document.getElementById('login-error').textContent"
+    await page.wait_for_function(f"() => {shown}", timeout=WAIT_MS)
+    return await page.inner_text("#login-error")
+
+
 @pytest.mark.timeout(240)
 async def test_admin_page_drives_a_kernel(tmp_path: Path) -> None:
     chromium = shutil.which("chromium")
     assert chromium, "chromium is installed by tests/setup_browser.py (make test)"
-    env = {"KG_AUTH_TOKEN": TOKEN, "KG_LIST_KERNELS": "true", "FASTKG_CULL_IDLE_TIMEOUT": "3600"}
+    env = {
+        "KG_AUTH_TOKEN": TOKEN,
+        "KG_LIST_KERNELS": "true",
+        "FASTKG_CULL_IDLE_TIMEOUT": "3600",
+        # one wrong token locks this address out for 3 s: the page says so, then logs in
+        "FASTKG_ADMIN_LOGIN_ATTEMPTS": "1",
+        "FASTKG_ADMIN_LOGIN_WINDOW": "3",
+    }
     with fastkg_process(env, tmp_path) as gw:
         urls: list[str] = []
         problems: list[str] = []  # script errors and CSP violations
@@ -51,9 +70,13 @@ async def test_admin_page_drives_a_kernel(tmp_path: Path) -> None:
                 readable = await page.evaluate("document.cookie")
                 assert readable.startswith("fastkg_csrf=")  # only the CSRF token is readable by scripts
                 assert ";" not in readable
-                await page.fill("#token", TOKEN)
-                await page.click("#login-form button[type=submit]")
-                await page.wait_for_selector("#kernels", state="visible", timeout=WAIT_MS)
+                assert await log_in(page, "wrong") == "Wrong token."
+                refused = await log_in(page, TOKEN)
+                assert re.fullmatch(r"Too many failed logins: try again in [123] s\.", refused), refused
+                async with asyncio.timeout(WAIT_MS / 1000):
+                    while await log_in(page, TOKEN):  # refused until the 3 s have passed
+                        await asyncio.sleep(0.2)
+                assert await page.is_visible("#kernels")
 
                 kernel_id = await gw.start_kernel(env={"KERNEL_USERNAME": "alice"})
                 row = f'tr[data-kernel-id="{kernel_id}"]'
@@ -90,8 +113,11 @@ async def test_admin_page_drives_a_kernel(tmp_path: Path) -> None:
             finally:
                 await browser.close()
         await gw.client.aclose()
-    # the only console error allowed is the browser reporting the 404 of the absent services API
-    assert [p for p in problems if "404" not in p] == []
+    # the browser reports the refused logins (401, then 429), nothing else
+    assert [p for p in problems if not re.search(r"status of (401|429)", p)] == []
+    assert any("429" in p for p in problems)
+    # services are off: the overview in the event stream says so, the page never asks for the list
+    assert not any("/admin/api/services" in url for url in urls)
     assert TOKEN not in html
     assert "fastkg_admin" not in cookies  # HttpOnly: scripts cannot read the login cookie
     assert all(TOKEN not in c["value"] for c in stored)

@@ -1,17 +1,19 @@
 """The admin page's notebook services panel in real headless Chromium against the real `fastkg` command:
-deploy a notebook by upload, watch its request count and rate move under traffic, deploy a second version,
-roll back, scale the pool and undeploy, all from the page."""
+deploy a notebook by upload, watch its request count and rate move under traffic (pushed over the event
+stream: the page does not poll), deploy a second version, roll back, scale the pool and undeploy, all from
+the page."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, Request, Response, async_playwright
 
 from tests.blackbox.test_admin_browser import CHROMIUM_ARGS, WAIT_MS
 from tests.services_support import notebook
@@ -19,6 +21,14 @@ from tests.support import ROOT, Gateway, fastkg_process
 
 TOKEN = "admin-services-token-0123456789"
 ROW = 'tr[data-service="hello"]'
+LIST = "/admin/api/services"
+LIVE_WINDOW = 6.0  # seconds of moving numbers without a read: three periods of the old 2 s polling
+
+
+def reads_list(message: Request | Response) -> bool:
+    """A GET of the services list (the page's only way to read it besides the event stream)."""
+    request = message.request if isinstance(message, Response) else message
+    return request.method == "GET" and request.url.split("?")[0].endswith(LIST)
 
 
 def hello_notebook(tag: str) -> bytes:
@@ -67,15 +77,19 @@ async def test_admin_page_drives_a_service(tmp_path: Path) -> None:
                 page = await browser.new_page(viewport={"width": 1700, "height": 720})
                 page.on("pageerror", lambda error: problems.append(str(error)))
                 page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+                reads: list[str] = []
+                page.on("request", lambda request: reads.append(request.url) if reads_list(request) else None)
                 await page.goto(f"{gw.url}/admin")
                 await page.wait_for_selector("#login-form", state="visible", timeout=WAIT_MS)
                 await page.fill("#token", TOKEN)
                 await page.click("#login-form button[type=submit]")
                 await page.wait_for_selector("#deploy-form", state="visible", timeout=WAIT_MS)
                 assert await page.inner_text("#services-status") == "No services deployed."
+                assert reads == []  # the empty list came over the event stream
 
-                # deploy by upload from the page
-                await upload(page, first)
+                # deploy by upload from the page; the page reads the list once for immediate feedback
+                async with page.expect_response(reads_list, timeout=2 * WAIT_MS):
+                    await upload(page, first)
                 serving = f'{ROW}[data-state="serving"][data-version="1"]'
                 await page.wait_for_selector(serving, timeout=WAIT_MS)
                 assert await field(page, "requests") == "0"
@@ -85,16 +99,28 @@ async def test_admin_page_drives_a_service(tmp_path: Path) -> None:
                 assert (await gw.client.get(docs)).status_code == 200
                 assert await version_served(gw) == "v1"
 
-                # traffic moves the numbers in the page (polled every 2 s)
-                for _ in range(7):
-                    assert (await gw.client.get("/services/hello/hello")).status_code == 200
-                assert (await gw.client.get("/services/hello/fail")).status_code == 500
+                # traffic moves the numbers in the page, pushed by the event stream: rounds of two requests,
+                # each shown on the page before the next, for longer than a poll would have needed
+                served = (await gw.client.get("/api/services/hello")).json()["traffic"]["requests"]
+                assert served == 2  # one for the version and one for its Swagger UI
+                reads_before, started, sent, rounds = len(reads), time.monotonic(), 0, 0
+                while rounds < 4 or time.monotonic() - started < LIVE_WINDOW:
+                    for _ in range(2):
+                        fail = sent == 3  # one 5xx among them
+                        answer = await gw.client.get("/services/hello/" + ("fail" if fail else "hello"))
+                        assert answer.status_code == (500 if fail else 200)
+                        sent += 1
+                    rounds += 1
+                    shown = str(served + sent)
+                    await until_field(page, "requests", lambda text, shown=shown: text == shown)
+                assert time.monotonic() - started >= LIVE_WINDOW
+                assert reads[reads_before:] == []  # no polling: every one of those numbers was pushed
                 traffic = (await gw.client.get("/api/services/hello")).json()["traffic"]
-                # these 8, one for the version and one for its Swagger UI
-                assert (traffic["requests"], traffic["errors"]) == (10, 1)
-                await until_field(page, "requests", lambda text: text == "10")
+                assert (traffic["requests"], traffic["errors"]) == (served + sent, 1)
                 assert float(await field(page, "rate")) > 0
-                assert await field(page, "errors") == "1 (10.0 %)"
+                errors, share = (await field(page, "errors")).split(" ", 1)
+                assert errors == "1"
+                assert abs(float(share.strip("( %)")) - 100 / (served + sent)) < 0.051, share
                 latency = await field(page, "latency")
                 assert latency.count(" ms") == 2, latency
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from app.config import Settings
+from tests.services_support import multipart, notebook
 from tests.support import Gateway, free_port, serve
 
 TOKEN = "admin-token-0123456789"
@@ -81,6 +84,20 @@ async def test_cookie_login_csrf_and_kernel_actions() -> None:
             await anonymous.aclose()
 
 
+async def sse(stream: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    """(event, data) of each server-sent event on `stream`."""
+    event, data = "message", []
+    async for line in stream.aiter_lines():
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "message", []
+        elif line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data.append(line.removeprefix("data: "))
+
+
 @pytest.mark.timeout(120)
 async def test_events_stream_snapshots() -> None:
     async with serve(auth_token=TOKEN, list_kernels=True) as gw:
@@ -88,15 +105,49 @@ async def test_events_stream_snapshots() -> None:
         try:
             async with browser.stream("GET", "/admin/api/events") as stream:
                 assert stream.headers["content-type"].startswith("text/event-stream")
-                kernel_id = ""
+                kernel_id, kinds = "", set()
                 async with asyncio.timeout(60):
-                    async for line in stream.aiter_lines():
-                        if not line.startswith("data: "):
-                            continue
+                    async for kind, data in sse(stream):
+                        kinds.add(kind)
                         if not kernel_id:
+                            assert json.loads(data)["overview"]["services"] is False
                             kernel_id = await gw.start_kernel()  # the next snapshot must show it
-                        elif kernel_id in line:
+                        elif kernel_id in data:
                             break
+                assert kinds == {"snapshot"}  # no services personality: no services events
+        finally:
+            await browser.aclose()
+
+
+@pytest.mark.timeout(180)
+async def test_events_stream_services() -> None:
+    """With the services API on, the stream pushes the services rows (traffic numbers included) when they
+    change, so the page needs no polling; unchanged rows are not sent again."""
+    async with serve(auth_token=TOKEN, api="jupyter-websocket,services") as gw:
+        browser = await login(gw)
+        try:
+            async with browser.stream("GET", "/admin/api/events") as stream, asyncio.timeout(60):
+                events = sse(stream)
+                assert await anext(events) == ("services", "[]")
+                kind, data = await anext(events)
+                assert (kind, json.loads(data)["overview"]["services"]) == ("snapshot", True)
+            raw = notebook("# GET /hello\nprint('hi')")
+            deployed = await gw.client.post("/api/services", **multipart("hello", raw))
+            assert deployed.status_code == 201, deployed.text
+            async with browser.stream("GET", "/admin/api/events") as stream, asyncio.timeout(60):
+                events = sse(stream)
+                kind, data = await anext(events)
+                assert kind == "services"
+                assert json.loads(data) == (await browser.get("/admin/api/services")).json()
+                assert json.loads(data)[0]["traffic"]["requests"] == 0
+                for _ in range(3):
+                    assert (await gw.client.get("/services/hello/hello")).text == "hi\n"
+                async for kind, data in events:  # pushed within a tick, no request for it
+                    if kind == "services" and json.loads(data)[0]["traffic"]["requests"] == 3:
+                        break
+                assert json.loads(data) == (await browser.get("/admin/api/services")).json()
+                following = [await anext(events) for _ in range(2)]
+                assert [kind for kind, _ in following] == ["snapshot", "snapshot"]  # nothing changed
         finally:
             await browser.aclose()
 

@@ -48,6 +48,7 @@ def test_error_body_unknown_status() -> None:
         (errors.MethodNotAllowed("m"), 405),
         (errors.Conflict("m"), 409),
         (errors.PayloadTooLarge("m"), 413),
+        (errors.TooManyRequests("m", 1), 429),
         (errors.KernelLimitReached("m"), 403),
         (errors.KernelStartFailed("m"), 500),
         (errors.SeedFailed("m"), 500),

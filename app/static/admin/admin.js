@@ -6,7 +6,6 @@
   const $ = (id) => document.getElementById(id);
   let csrf = "";
   let events = null;
-  let servicesTimer = null;
 
   async function call(method, path, body) {
     const init = { method, credentials: "same-origin", headers: { "X-CSRF-Token": csrf } };
@@ -197,38 +196,30 @@
     return row;
   }
 
-  let loading = false;
+  function servicesOff() {
+    $("services-status").textContent = "Notebook services are off on this gateway.";
+    $("services-table").hidden = true;
+    $("deploy-form").hidden = true;
+  }
 
+  // the rows as GET /services answers them: pushed by the event stream, or read once after an action
+  function renderServices(list) {
+    knownServices = new Set(list.map((s) => s.name));
+    $("deploy-form").hidden = false;
+    $("services-status").textContent = list.length ? "" : "No services deployed.";
+    $("services-table").hidden = !list.length;
+    const rows = $("service-rows");
+    // a pool size being typed in survives the refresh: skip this one
+    if (rows.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
+    rows.replaceChildren(...list.map(serviceRow));
+  }
+
+  // one read right after an action, so its result shows without waiting for the stream's next tick
   async function loadServices() {
-    if (loading) return;
-    loading = true;
-    try {
-      const response = await call("GET", "/services");
-      const status = $("services-status");
-      const table = $("services-table");
-      if (response.status === 404) {
-        status.textContent = "Notebook services are off on this gateway.";
-        table.hidden = true;
-        $("deploy-form").hidden = true;
-        return;
-      }
-      if (!response.ok) {
-        status.textContent = "Could not read services (" + response.status + ").";
-        return;
-      }
-      const data = await response.json();
-      const list = Array.isArray(data) ? data : data.services || [];
-      knownServices = new Set(list.map((s) => s.name));
-      $("deploy-form").hidden = false;
-      status.textContent = list.length ? "" : "No services deployed.";
-      table.hidden = !list.length;
-      const rows = $("service-rows");
-      // a pool size being typed in survives the refresh: skip this one
-      if (rows.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
-      rows.replaceChildren(...list.map(serviceRow));
-    } finally {
-      loading = false;
-    }
+    const response = await call("GET", "/services");
+    if (response.status === 404) servicesOff();
+    else if (!response.ok) $("services-status").textContent = "Could not read services (" + response.status + ").";
+    else renderServices(await response.json());
   }
 
   $("deploy-form").addEventListener("submit", async (event) => {
@@ -260,8 +251,11 @@
       const snapshot = JSON.parse(event.data);
       renderOverview(snapshot.overview);
       renderKernels(snapshot.kernels);
+      if (!snapshot.overview.services) servicesOff();
       document.body.dataset.live = "yes";
     });
+    // sent before the first snapshot and then whenever a service or its traffic numbers change
+    events.addEventListener("services", (event) => renderServices(JSON.parse(event.data)));
     events.onerror = () => {
       if (events.readyState === EventSource.CLOSED) setTimeout(start, 2000); // refused: check the session
     };
@@ -269,7 +263,6 @@
 
   function showLogin() {
     if (events) { events.close(); events = null; }
-    clearInterval(servicesTimer);
     $("login").hidden = false;
     $("kernels").hidden = true;
     $("services").hidden = true;
@@ -287,9 +280,6 @@
     $("services").hidden = false;
     $("logout").hidden = !session.token_required;
     connect();
-    loadServices();
-    clearInterval(servicesTimer);
-    servicesTimer = setInterval(loadServices, 2000);
   }
 
   $("login-form").addEventListener("submit", async (event) => {
@@ -298,7 +288,10 @@
     const response = await call("POST", "/login", { token: input.value });
     input.value = "";
     if (response.ok) { $("login-error").textContent = ""; start(); }
-    else $("login-error").textContent = "Wrong token.";
+    else if (response.status === 429) {
+      $("login-error").textContent = "Too many failed logins: try again in " +
+        (response.headers.get("Retry-After") || "a few") + " s.";
+    } else $("login-error").textContent = "Wrong token.";
   });
 
   $("logout").addEventListener("click", async () => {
