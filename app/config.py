@@ -199,6 +199,11 @@ class Settings(BaseSettings):
     kernel_poll_interval: float = Field(
         1.0, gt=0, validation_alias=_env("FASTKG_KERNEL_POLL_INTERVAL", "kernel_poll_interval")
     )
+    # Local kernels' ports: `auto` (below the ephemeral range), `lower..upper`, or `0..0` (random ephemeral
+    # ports, jupyter_client's choice); parsed into bounds, None for auto.
+    kernel_port_range: tuple[int, int] | None = Field(
+        None, validation_alias=_env("FASTKG_KERNEL_PORT_RANGE", "kernel_port_range")
+    )
     kernel_id_prefix: str = Field(
         "", pattern=r"^[0-9a-f]{0,8}$", validation_alias=_env("FASTKG_KERNEL_ID_PREFIX", "kernel_id_prefix")
     )
@@ -249,6 +254,23 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("kernel_port_range", mode="before")
+    @classmethod
+    def _port_range(cls, value: object) -> object:
+        """`auto`, `0..0` or `lower..upper` (Enterprise Gateway's port_range spelling)."""
+        if not isinstance(value, str):
+            return value
+        if value.strip() in ("", "auto"):
+            return None
+        lower_text, sep, upper_text = value.partition("..")
+        try:
+            lower, upper = int(lower_text), int(upper_text)
+        except ValueError:
+            raise ValueError(f"a port range is 'auto', '0..0' or 'lower..upper', not {value!r}") from None
+        if (lower, upper) != (0, 0) and not (sep and lower >= 1024 and lower + 4 <= upper <= 65535):
+            raise ValueError(f"invalid port range {value!r}: need 1024 <= lower, lower + 4 <= upper <= 65535")
+        return (lower, upper)
 
     @field_validator("max_kernels_per_user")
     @classmethod

@@ -17,6 +17,7 @@ from app.errors import ConfigurationError, GatewayError
 from app.http.asgi import ASGIApp, Message, Receive, Scope, Send
 from app.kernels.culler import Culler, CullPolicy
 from app.kernels.policy import KernelPolicy
+from app.kernels.ports import PortRange
 from app.kernels.seed import Seed
 from app.kernels.service import KernelService
 from app.kernels.sessions import SessionStore
@@ -48,6 +49,7 @@ def kernel_policy(settings: Settings) -> KernelPolicy:
         interrupt_timeout=settings.interrupt_timeout,
         shutdown_timeout=settings.shutdown_timeout,
         kernel_id_prefix=settings.kernel_id_prefix,
+        port_range=PortRange.from_setting(settings.kernel_port_range),
         tenants=TenantPolicy(
             max_kernels_per_user=settings.max_kernels_per_user,
             authorized_users=frozenset(settings.authorized_users),

@@ -32,6 +32,25 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
 
 
+def free_port_block(size: int) -> int:
+    """The first port of `size` consecutive ports that are all free on loopback now."""
+    base = 20000  # below Linux's ephemeral range, as the gateway's kernel ports are
+    for first in range(base, base + 5000, size):
+        probes = []
+        try:
+            for port in range(first, first + size):
+                probe = socket.socket()
+                probes.append(probe)
+                probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+        return first
+    raise AssertionError("no free block of ports")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

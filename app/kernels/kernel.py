@@ -82,6 +82,7 @@ class Kernel:
         self.owner: str | None = None  # KERNEL_USERNAME from the start request's env
         self.tenant: str | None = None  # whom a listed kernel counts against (owner, else the gateway's user)
         self.execution_state = "starting"
+        self.leased_ports: tuple[int, ...] = ()  # from the gateway's PortPool, returned once it is gone
         self._listeners: list[IOPubListener] = []
         self._iopub: Channel | None = None
         self._address: tuple[Any, ...] = ()

@@ -21,6 +21,7 @@ from app.kernels.ids import new_id
 from app.kernels.kernel import Kernel
 from app.kernels.manager import GatewayKernelManager
 from app.kernels.policy import KernelPolicy
+from app.kernels.ports import PortPool, PortsExhausted
 from app.kernels.seed import Seed
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 # once. Such a start, or one that failed unexpectedly (logged with its traceback), is tried again with
 # fresh ports, within the same start deadline. A refusal, a failing seed cell or the deadline is final.
 START_ATTEMPTS = 3
+LOCAL_PROVISIONER = "local-provisioner"
 _PASSED_ON = (SeedFailed, KernelExitedEarly, TimeoutError, Forbidden)  # failures reported as they are
 
 
@@ -83,6 +85,7 @@ class KernelLauncher:
         self.events = events
         self.seed = seed
         self._track = track
+        self.ports = PortPool(policy.port_range)
         self._dispose = dispose
         self._config = Config(
             {
@@ -106,11 +109,26 @@ class KernelLauncher:
                 for attempt in range(1, START_ATTEMPTS + 1):
                     try:
                         return await self._start_once(kernel_name, spec, launch)
+                    except PortsExhausted:
+                        raise
                     except (KernelExitedEarly, KernelStartFailed) as exc:  # KernelStartFailed: logged
                         log.warning("kernel %s did not start (attempt %d): %s", kernel_name, attempt, exc)
         except TimeoutError:
             raise KernelStartFailed(f"Kernel {kernel_name} did not start in time") from None
         raise KernelStartFailed(f"Kernel {kernel_name} failed to start")
+
+    def _lease_ports(self, manager: GatewayKernelManager, spec: KernelSpec) -> tuple[int, ...]:
+        """Give a kernel of jupyter_client's local provisioner its ports from the gateway's range (see
+        app/kernels/ports.py); remote provisioners choose their own."""
+        provisioner = (getattr(spec, "metadata", None) or {}).get("kernel_provisioner") or {}
+        local = provisioner.get("provisioner_name", LOCAL_PROVISIONER) == LOCAL_PROVISIONER
+        if not (self.ports.range.enabled and local and manager.transport == "tcp"):
+            return ()
+        ports = self.ports.lease(manager.ip)
+        manager.cache_ports = False  # jupyter_client keeps preset ports, across restarts too
+        (manager.shell_port, manager.iopub_port, manager.stdin_port) = ports[:3]
+        (manager.control_port, manager.hb_port) = ports[3:]
+        return ports
 
     async def _start_once(self, kernel_name: str, spec: KernelSpec, launch: Launch) -> Kernel:
         kernel_env = kernel_environment(
@@ -132,10 +150,12 @@ class KernelLauncher:
             autorestart=False,
         )
         manager._kernel_spec = spec  # read off the loop; jupyter_client would read it again, on the loop
+        leased = self._lease_ports(manager, spec)
         replay = Replay(self.policy.replay_seconds, self.policy.replay_sessions, self.policy.replay_bytes)
         kernel = Kernel(
             kernel_id, kernel_name, manager, self.context, replay=replay, deadlines=self.policy.deadlines
         )
+        kernel.leased_ports = leased
         self._track(kernel)
         try:
             await manager.start_kernel(env=kernel_env, **launch_options)

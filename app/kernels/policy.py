@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.kernels.kernel import Deadlines
+from app.kernels.ports import PortRange
 from app.kernels.tenants import TenantPolicy
 
 
@@ -27,6 +28,7 @@ class KernelPolicy:
     interrupt_timeout: float = 10.0
     shutdown_timeout: float = 15.0
     kernel_id_prefix: str = ""
+    port_range: PortRange = field(default_factory=PortRange.below_ephemeral)  # local kernels' ports
     tenants: TenantPolicy = field(default_factory=TenantPolicy)
 
     @property

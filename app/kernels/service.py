@@ -27,6 +27,7 @@ from app.kernels.events import KernelEventKind, KernelEvents
 from app.kernels.kernel import Kernel
 from app.kernels.launcher import KernelLauncher, Launch
 from app.kernels.policy import KernelPolicy
+from app.kernels.ports import PortPool
 from app.kernels.seed import Seed
 from app.kernels.tenants import Tenants, kernel_username
 from app.kernels.warm import WarmPool
@@ -227,6 +228,11 @@ class KernelService:
         await self._dispose(kernel)
 
     # -- warm pool ----------------------------------------------------------------------------
+    @property
+    def port_pool(self) -> PortPool:
+        """The ports leased to local kernels (app/kernels/ports.py)."""
+        return self._launcher.ports
+
     def warm_kernels(self) -> list[Kernel]:
         return self._warm.kernels()
 
@@ -344,7 +350,9 @@ class KernelService:
             gone = await kernel.shutdown()
         finally:
             self._live.discard(kernel)
-        if not gone:
+        if gone:
+            self._launcher.ports.release(kernel.leased_ports)
+        else:
             self._shutdown_failure_count += 1
             self.shutdown_failures.append(ShutdownFailure(kernel.id, kernel.name, time.time()))
 

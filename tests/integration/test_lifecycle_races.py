@@ -21,10 +21,11 @@ from jupyter_client.kernelspec import KernelSpecManager
 
 from app.errors import KernelStartFailed, KernelUnavailable
 from app.kernels.policy import KernelPolicy
+from app.kernels.ports import PortRange
 from app.kernels.seed import Seed
 from app.kernels.service import KernelService
 from tests.processes import children, kill_leftovers, wait_gone
-from tests.support import Gateway, stdout_of
+from tests.support import Gateway, free_port_block, stdout_of
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -294,3 +295,30 @@ async def test_a_kernel_dying_while_seeded_fails_the_start_at_once() -> None:
             assert not survivors, "a kernel process outlived the failed start"
     finally:
         kill_leftovers(new_children(baseline))
+
+
+def kernel_ports(info: dict[str, Any]) -> set[int]:
+    return {info[f"{channel}_port"] for channel in ("shell", "iopub", "stdin", "control", "hb")}
+
+
+async def test_local_kernels_listen_on_leased_ports_below_the_ephemeral_range() -> None:
+    """Outgoing connections can never take a kernel's port before it binds it (see app/kernels/ports.py)."""
+    first = free_port_block(10)
+    policy = KernelPolicy(start_timeout=90, port_range=PortRange(first, first + 9))
+    kernels = KernelService(policy, KernelSpecManager(), None)
+    try:
+        kernel = await kernels.start()
+        ports = kernel_ports(kernel.connection_info)
+        assert len(ports) == 5
+        assert all(first <= port <= first + 9 for port in ports), ports
+        assert (await kernel.executor.execute("print('on leased ports')", 30)).text == "on leased ports\n"
+        await kernels.restart(kernel.id)  # the same ports: every socket the gateway holds stays valid
+        assert {
+            kernel.connection_info[f"{c}_port"] for c in ("shell", "iopub", "stdin", "control", "hb")
+        } == ports
+        assert (await kernel.executor.execute("print('again')", 30)).text == "again\n"
+        await kernels.shutdown(kernel.id)
+        assert kernels.stats().running == 0
+        assert kernels.port_pool.leased == 0  # given back once the kernel is gone
+    finally:
+        await kernels.close()
