@@ -112,8 +112,7 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
         ws_per_message_deflate=False,
         ws_ping_interval=settings.ws_ping_interval or None,
         ws_ping_timeout=max(settings.ws_ping_interval, 20.0) if settings.ws_ping_interval else None,
-        proxy_headers=settings.trust_xheaders,
-        forwarded_allow_ips="*" if settings.trust_xheaders else None,
+        proxy_headers=False,  # KG_TRUST_XHEADERS is read as Tornado reads it (app/http/forwarded.py)
         timeout_graceful_shutdown=3,
         server_header=False,
         **ssl,  # type: ignore[arg-type]

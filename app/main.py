@@ -14,6 +14,7 @@ from app.http.auth import TokenAuthMiddleware
 from app.http.body_limit import BodyLimitMiddleware
 from app.http.cors import CorsMiddleware, CorsPolicy
 from app.http.error_responses import install_error_handlers
+from app.http.forwarded import ForwardedHeadersMiddleware
 from app.http.json_bodies import JsonBodiesMiddleware
 from app.http.request_id import RequestIdMiddleware
 from app.lifespan import StartupErrorMiddleware, build_lifespan
@@ -121,3 +122,5 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(app.state.metrics.gateway))
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(StartupErrorMiddleware)
+    if settings.trust_xheaders:  # outermost: logs and every check see the proxy's client and scheme
+        app.add_middleware(ForwardedHeadersMiddleware)

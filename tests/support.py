@@ -107,9 +107,7 @@ async def serve(settings: Settings | None = None, **overrides: Any) -> AsyncIter
         log_level="warning",
         ws_max_size=10 << 20,
         http=TolerantH11Protocol,
-        # as the fastkg command sets them (app/cli.py): X-Forwarded-For moves the client only when trusted
-        proxy_headers=settings.trust_xheaders,
-        forwarded_allow_ips="*" if settings.trust_xheaders else None,
+        proxy_headers=False,  # KG_TRUST_XHEADERS is read as Tornado reads it (app/http/forwarded.py)
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

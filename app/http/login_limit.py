@@ -12,23 +12,14 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from app.http.asgi import Scope, header
+from app.http.asgi import Scope
 
 CAPACITY = 4096
 
 
-def client_address(scope: Scope, trust_xheaders: bool) -> str:
-    """The client's address: the socket peer; with KG_TRUST_XHEADERS, what the nearest proxy reports, as
-    Tornado (so KG) reads it: `X-Real-Ip`, else the last `X-Forwarded-For` entry (the one that proxy
-    appended; entries before it are whatever the client sent), when it is an IP address."""
-    if trust_xheaders:
-        headers = scope.get("headers", ())
-        forwarded = ",".join(bytes(v).decode("latin-1") for k, v in headers if k == b"x-forwarded-for")
-        candidate = (header(scope, b"x-real-ip") or forwarded.rsplit(",", 1)[-1]).strip()
-        try:
-            return str(ipaddress.ip_address(candidate))
-        except ValueError:
-            pass  # no usable header: the peer
+def client_address(scope: Scope) -> str:
+    """The client's address: the socket peer, or with KG_TRUST_XHEADERS what the nearest proxy reports
+    (ForwardedHeadersMiddleware has put it in the scope)."""
     peer = scope.get("client")
     return str(peer[0]) if peer else ""
 

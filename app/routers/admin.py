@@ -124,7 +124,7 @@ async def login(body: LoginRequest, request: Request, response: Response, settin
     """Exchange the token for the admin cookie (HttpOnly, SameSite=Strict; never the token itself). After
     too many wrong tokens from one address, every login from it is refused (429) for a while."""
     limiter: LoginLimiter = request.app.state.admin_logins
-    address = client_address(request.scope, settings.trust_xheaders)
+    address = client_address(request.scope)
     if (wait := limiter.retry_after(address)) is not None:
         raise TooManyRequests("Too many failed logins: try again later", retry_after=wait)
     if not settings.token or not token_matches(settings.token, body.token):

@@ -3,9 +3,13 @@ client address taken from proxy headers only when they are trusted."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from app.errors import TooManyRequests
+from app.http.asgi import Message, Receive, Scope, Send
+from app.http.forwarded import ForwardedHeadersMiddleware, forwarded_scheme
 from app.http.login_limit import LoginLimiter, bucket, client_address
 
 
@@ -64,7 +68,7 @@ def test_bucket(address: str, key: str) -> None:
     assert bucket(address) == key
 
 
-def scope(client: str | None, *headers: tuple[str, str]) -> dict[str, object]:
+def scope(client: str | None, *headers: tuple[str, str]) -> dict[str, Any]:
     return {
         "client": (client, 50000) if client else None,
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
@@ -84,12 +88,42 @@ def scope(client: str | None, *headers: tuple[str, str]) -> dict[str, object]:
         ((("X-Real-Ip", " 2001:DB8::1 "),), True, "2001:db8::1"),
     ],
 )
-def test_client_address(headers: tuple[tuple[str, str], ...], trusted: bool, address: str) -> None:
-    assert client_address(scope("127.0.0.1", *headers), trusted) == address
+async def test_client_address(headers: tuple[tuple[str, str], ...], trusted: bool, address: str) -> None:
+    """Proxy headers count only where ForwardedHeadersMiddleware is installed (KG_TRUST_XHEADERS)."""
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(client_address(scope))
+
+    edge = ForwardedHeadersMiddleware(app) if trusted else app
+    await edge({"type": "http", **scope("127.0.0.1", *headers)}, receive_nothing, send_nothing)
+    assert seen == [address]
+
+
+async def receive_nothing() -> Message:
+    raise AssertionError("not read")
+
+
+async def send_nothing(message: Message) -> None:
+    raise AssertionError("not sent")
+
+
+@pytest.mark.parametrize(
+    ("headers", "scheme"),
+    [
+        ((), "http"),
+        ((("X-Forwarded-Proto", "https"),), "https"),
+        ((("X-Forwarded-Proto", "http, https"),), "https"),
+        ((("X-Scheme", "https"), ("X-Forwarded-Proto", "http")), "https"),
+        ((("X-Forwarded-Proto", "gopher"),), "http"),
+    ],
+)
+def test_forwarded_scheme(headers: tuple[tuple[str, str], ...], scheme: str) -> None:
+    assert (forwarded_scheme(scope("127.0.0.1", *headers)) or "http") == scheme
 
 
 def test_client_address_without_a_peer() -> None:
-    assert client_address(scope(None), False) == ""
+    assert client_address(scope(None)) == ""
 
 
 def test_too_many_requests_rounds_retry_after_up() -> None:
