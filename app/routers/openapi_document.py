@@ -1,7 +1,7 @@
-"""The gateway's OpenAPI document, built in one place: its own routes, a notebook's endpoints (listed
-first, as they are matched first), every serving service's endpoints with one tag per service, and the
-400 `{reason, message}` the gateway answers for bad input. Regenerated whenever the notebook or the set
-of services (or a service's version) changes."""
+"""The gateway's OpenAPI document, built in one place: its own routes, the root notebook's endpoints
+(listed first, as they are matched first), every serving service's endpoints with one tag per service,
+and the 400 `{reason, message}` the gateway answers for bad input. Regenerated whenever the notebook or
+the set of services (or a service's version) changes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.routing import BaseRoute
 
 from app.http.error_responses import document_bad_requests
-from app.routers.notebook import NotebookSlot
+from app.routers.notebook_slot import NotebookSlot
 from app.services.registry import ServiceRegistry
 
 

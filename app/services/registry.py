@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.errors import Conflict, GatewayError, ServiceNotFound
+from app.errors import Conflict, GatewayError, SeedFailed, ServiceNotFound, Unprocessable
 from app.kernels.service import KernelService
 from app.services.deployment import AppBuilder, Deployment, DeployOptions
 from app.services.service import Service, State
@@ -100,7 +100,7 @@ class ServiceRegistry:
         async with service.lock:
             version = service.history.new(raw, spec, source, by)
             try:
-                deployment = await self._start(version)
+                deployment = await self._start(service, version)
             except BaseException as exc:
                 if keep_failed and isinstance(exc, GatewayError):
                     service.state, service.error = State.FAILED, exc.message
@@ -166,22 +166,9 @@ class ServiceRegistry:
 
     async def restore(self, record: Mapping[str, Any], notebooks: Mapping[str, bytes]) -> Service | None:
         """Bring back a service saved in the state directory (its active version, same id)."""
-        versions = [
-            Version(
-                int(v["id"]),
-                v["hash"],
-                v["created"],
-                v.get("deployed_by", "api"),
-                ServiceSpec.from_json(v["spec"]),
-                v.get("source"),
-                notebooks[v["hash"]],
-            )
-            for v in record.get("versions", [])
-            if v.get("hash") in notebooks
-        ]
-        history = History(self.options.keep_versions, versions, int(record.get("next_id", 1)))
+        history = History.from_record(self.options.keep_versions, record, notebooks)
         active_id = record.get("active")
-        active = next((v for v in versions if v.id == active_id), None)
+        active = next((v for v in history.versions if v.id == active_id), None)
         spec = active.spec if active else ServiceSpec.from_json(record["spec"])
         async with self._lock:
             if spec.name in self._services:
@@ -195,7 +182,7 @@ class ServiceRegistry:
             return service
         async with service.lock:
             try:
-                self._activate(service, await self._start(active))
+                self._activate(service, await self._start(service, active))
             except GatewayError as exc:
                 service.state, service.error = State.FAILED, exc.message
         return service
@@ -233,7 +220,7 @@ class ServiceRegistry:
                 service.pending_prefix = version.spec.prefix
         service.state = State.DEPLOYING
         try:
-            deployment = await self._start(version)
+            deployment = await self._start(service, version)
         except BaseException as exc:
             service.state = State.SERVING if service.active else State.FAILED
             if isinstance(exc, GatewayError):
@@ -244,10 +231,14 @@ class ServiceRegistry:
             service.pending_prefix = None
         self._activate(service, deployment)
 
-    async def _start(self, version: Version) -> Deployment:
+    async def _start(self, service: Service, version: Version) -> Deployment:
         if self.kernels is None:
             raise GatewayError("The gateway is starting")
-        return await Deployment.start(version, self.kernels, self.build_app, self.options.deploy)
+        options = self.options.deploy
+        try:
+            return await Deployment.start(version, self.kernels, self.build_app, options, service.traffic)
+        except SeedFailed as exc:
+            raise Unprocessable(f"A startup cell failed: {exc.message}") from None
 
     def _activate(self, service: Service, deployment: Deployment) -> None:
         old = service.active
