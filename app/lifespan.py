@@ -30,6 +30,7 @@ from app.routers.notebook_slot import NotebookSlot, root_app_builder
 from app.services.deployment import Deployment
 from app.services.root import RootNotebook
 from app.services.runtime import ServicesRuntime
+from app.services.service import Service
 from app.state import GatewayState, Phase
 
 log = logging.getLogger(__name__)
@@ -125,17 +126,17 @@ def build_lifespan(
         gateway = GatewayState(settings, kernels, app.state.sessions, Culler(kernels, cull_policy(settings)))
         app.state.gateway = gateway
         root = root_notebook(settings, seed_notebook, plugins)
-        fixed: Deployment | None = None  # the root notebook's one version
+        fixed: Deployment | None = None  # the root notebook's one version, without the services personality
         runtime: ServicesRuntime | None = getattr(app.state, "services_runtime", None)
         try:
-            if root is not None:
+            if root is not None and runtime is None:
                 fixed = await root.start(kernels)
-                serve_root(app, gateway, lambda: fixed)
-            elif settings.prespawn_count:
+            elif root is None and settings.prespawn_count:
                 for _ in range(settings.prespawn_count):
                     await kernels.start()
-            if runtime is not None:
-                await runtime.start(kernels)
+            root_service = await runtime.start(kernels, root) if runtime is not None else None
+            if root is not None:
+                serve_root(app, gateway, _active(root_service, fixed))
             await kernels.fill_warm_pool()
             gateway.culler.start()
             gateway.phase = Phase.READY
@@ -163,6 +164,12 @@ def root_notebook(
         return None
     builder = root_app_builder(settings.max_request_body)
     return RootNotebook.configure(settings, seed_notebook.notebook, builder, seed_filter(list(plugins)))
+
+
+def _active(service: Service | None, fixed: Deployment | None) -> Callable[[], Deployment | None]:
+    if service is not None:
+        return lambda: service.active  # reloads and rollbacks change it
+    return lambda: fixed
 
 
 def serve_root(app: FastAPI, gateway: GatewayState, active: Callable[[], Deployment | None]) -> None:

@@ -57,6 +57,15 @@ def _add_services(document: dict[str, Any], registry: ServiceRegistry) -> None:
         active = service.active
         if active is None:
             continue
+        if registry.root_of(service) is not None:  # its routes are the notebook slot's, documented first
+            tags.append(
+                {
+                    "name": active.notebook.name,
+                    "description": f"Notebook service {service.name} at the root: KG_SEED_URI's notebook "
+                    f"(version {active.version.id})",
+                }
+            )
+            continue
         part = active.app.openapi()
         for path, operations in part.get("paths", {}).items():
             paths.setdefault(path, operations)

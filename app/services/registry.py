@@ -18,6 +18,7 @@ from typing import Any
 from app.errors import Conflict, GatewayError, SeedFailed, ServiceNotFound, Unprocessable
 from app.kernels.service import KernelService
 from app.services.deployment import AppBuilder, Deployment, DeployOptions
+from app.services.root import ORIGIN, RootNotebook
 from app.services.service import Service, State
 from app.services.sources import Sources
 from app.services.spec import Defaults, ServiceSpec, build_spec, check_name, overlaps, reserved_clash
@@ -43,6 +44,7 @@ class ServiceRegistry:
         self.kernels: KernelService | None = None
         self.on_change: ChangeHook | None = None
         self.generation = 0  # bumped on every change of what is served (the combined OpenAPI follows it)
+        self.root: RootNotebook | None = None  # KG_SEED_URI's notebook, served by the gateway's slot
         self._services: dict[str, Service] = {}
         self._routes: dict[str, Service] = {}  # full prefix -> service; replaced whole, never mutated
         self._lock = asyncio.Lock()
@@ -74,10 +76,33 @@ class ServiceRegistry:
     def stats(self) -> list[dict[str, Any]]:
         return [s.stats() for s in self.all()]
 
+    def root_of(self, service: Service) -> RootNotebook | None:
+        """The root notebook's configuration, when `service` is the root service."""
+        root = self.root
+        return root if root is not None and service.name == root.name else None
+
     # -- changes ----------------------------------------------------------------------------------
     def spec_from(self, name: str, fields: Mapping[str, Any], cwd_base: Path | None = None) -> ServiceSpec:
         base = cwd_base or self.sources.root
+        if self.root is not None and name == self.root.name:
+            return self.root.spec_from(fields, self.options.defaults, base)
         return build_spec(check_name(name), fields, self.options.defaults, cwd_base=base)
+
+    async def deploy_root(
+        self, root: RootNotebook, record: Mapping[str, Any] | None, notebooks: Mapping[str, bytes]
+    ) -> Service:
+        """KG_SEED_URI's notebook as the root service, with the versions saved in `record` (its notebook
+        now is the kept version it equals, or a new one); a failure stops the startup, as in KG."""
+        keep = self.options.keep_versions
+        history = History.from_record(keep, record, notebooks) if record else History(keep)
+        self.root = root
+        try:
+            return await self.deploy(
+                root.spec, root.raw, root.source, by=ORIGIN, origin=ORIGIN, history=history
+            )
+        except BaseException:
+            self.root = None
+            raise
 
     async def deploy(
         self,
@@ -88,17 +113,19 @@ class ServiceRegistry:
         by: str = "api",
         origin: str = "api",
         keep_failed: bool = False,
+        history: History | None = None,
     ) -> Service:
         """A new service; answers once it serves. On failure it is forgotten (or kept as failed)."""
+        history = history or History(self.options.keep_versions)
         async with self._lock:
             if spec.name in self._services:
                 raise Conflict(f"Service {spec.name} already exists")
             self._check_prefix(spec.name, spec.prefix)
-            service = Service(spec, History(self.options.keep_versions), origin)
+            service = Service(spec, history, origin)
             self._services[spec.name] = service
             self._rebuild_routes()
         async with service.lock:
-            version = service.history.new(raw, spec, source, by)
+            version = history.find(raw, spec) or history.new(raw, spec, source, by)
             try:
                 deployment = await self._start(service, version)
             except BaseException as exc:
@@ -129,13 +156,21 @@ class ServiceRegistry:
         return service
 
     async def reload(self, name: str, *, by: str = "api") -> Service:
-        """Re-read the active version's source and deploy what it holds now."""
+        """Re-read the active version's source (the root's: KG_SEED_URI) and deploy what it holds now; a
+        source that cannot be read is recorded as the service's error, like a failing deploy."""
         service = self.get(name)
+        root = self.root_of(service)
         current = service.active.version if service.active else _latest(service)
-        if current is None or current.source is None:
+        source = root.source if root else current.source if current else None
+        if source is None:
             raise Conflict(f"Service {name} has no source to reload from (it was uploaded or is watched)")
-        raw = await self.sources.read(current.source)
-        return await self.update(name, None, raw, current.source, by=by)
+        try:
+            raw = await (root.read() if root else self.sources.read(source))
+        except GatewayError as exc:
+            service.error = exc.message
+            await self._changed()
+            raise
+        return await self.update(name, None, raw, source, by=by)
 
     async def rollback(self, name: str, version_id: int | None) -> Service:
         """Serve an earlier version again (default: the one before the active one)."""
@@ -155,6 +190,8 @@ class ServiceRegistry:
     async def undeploy(self, name: str) -> None:
         """Stop routing to the service, let its requests finish, free its kernels, forget it."""
         service = self.get(name)
+        if (root := self.root_of(service)) is not None:
+            raise root.undeploy_refused()
         async with service.lock:
             self._still_registered(service)
             service.state = State.DRAINING
@@ -234,9 +271,10 @@ class ServiceRegistry:
     async def _start(self, service: Service, version: Version) -> Deployment:
         if self.kernels is None:
             raise GatewayError("The gateway is starting")
-        options = self.options.deploy
+        root = self.root_of(service)
+        build_app, options = (root.build_app, root.options) if root else (self.build_app, self.options.deploy)
         try:
-            return await Deployment.start(version, self.kernels, self.build_app, options, service.traffic)
+            return await Deployment.start(version, self.kernels, build_app, options, service.traffic)
         except SeedFailed as exc:
             raise Unprocessable(f"A startup cell failed: {exc.message}") from None
 
@@ -266,8 +304,13 @@ class ServiceRegistry:
         self._rebuild_routes()
 
     def _rebuild_routes(self) -> None:
+        # the root service is not dispatched here: the gateway's notebook slot serves it (its first route)
         base = self.options.deploy.base_url
-        self._routes = {base + s.prefix: s for s in self._services.values() if s.state is not State.DRAINING}
+        self._routes = {
+            base + s.prefix: s
+            for s in self._services.values()
+            if s.state is not State.DRAINING and self.root_of(s) is None
+        }
         self.generation += 1
 
     async def _changed(self) -> None:

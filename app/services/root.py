@@ -1,5 +1,5 @@
 """KG's single-notebook mode as a service: the KG_SEED_URI notebook at the gateway's root prefix, named
-after its file, with a fixed pool of KG_PRESPAWN_COUNT kernels.
+after its file, with a fixed pool of KG_PRESPAWN_COUNT kernels, read again from KG_SEED_URI on a reload.
 
 Its versions are started like any service's; only where they are served differs: the gateway's notebook
 slot (its first route) serves the active one, so its paths win over the gateway's own, as in KG.
@@ -8,14 +8,18 @@ slot (its first route) serves the active one, so its paths win over the gateway'
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 from app.config import CellParser, Settings
+from app.errors import Conflict, Unprocessable
 from app.kernels.service import KernelService
-from app.notebook_api.loader import LoadedNotebook
+from app.notebook_api.loader import LoadedNotebook, load_notebook
+from app.notebook_api.parsers import NotebookError
 from app.services.deployment import AppBuilder, Deployment, DeployOptions
-from app.services.spec import ServiceSpec
+from app.services.spec import Defaults, ServiceSpec, build_spec
 from app.services.versions import History
 
 ROOT_PREFIX = ""  # the root: the notebook's paths are its own (`/hello`, `/_api/spec/swagger.json`)
@@ -77,3 +81,25 @@ class RootNotebook:
         """Its one version, without the services personality (nothing to reload it with)."""
         version = History(1).new(self.raw, self.spec, self.source, ORIGIN)
         return await Deployment.start(version, kernels, self.build_app, self.options)
+
+    async def read(self) -> bytes:
+        """KG_SEED_URI's notebook now (configured by the operator, so not bound to FASTKG_SERVICES_ROOT)."""
+        try:
+            return (await load_notebook(self.source)).raw
+        except NotebookError as exc:
+            raise Unprocessable(str(exc)) from None
+
+    def spec_from(
+        self, fields: Mapping[str, Any], defaults: Defaults, cwd_base: Path | None = None
+    ) -> ServiceSpec:
+        """New settings (PUT): anything a service takes, but the prefix stays the root."""
+        if fields.get("prefix") not in (None, "", "/"):
+            raise Conflict(f"Service {self.name} is KG_SEED_URI's notebook at the root; its prefix is fixed")
+        spec = build_spec(self.name, {**fields, "prefix": None}, defaults, cwd_base=cwd_base)
+        return replace(spec, prefix=ROOT_PREFIX)
+
+    def undeploy_refused(self) -> Conflict:
+        return Conflict(
+            f"Service {self.name} is the root notebook KG_SEED_URI configures; it cannot be undeployed "
+            "(serve another notebook with PUT, or change KG_SEED_URI and restart)"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from app.config import CellParser, Settings
 from app.errors import GatewayError
@@ -12,6 +13,8 @@ from app.kernels.service import KernelService
 from app.services.deployment import AppBuilder, DeployOptions
 from app.services.jobs import JobTable
 from app.services.registry import RegistryOptions, ServiceRegistry
+from app.services.root import ORIGIN, RootNotebook
+from app.services.service import Service
 from app.services.sources import Sources
 from app.services.spec import Defaults
 from app.services.store import StateStore
@@ -55,24 +58,42 @@ class ServicesRuntime:
             else None
         )
 
-    async def start(self, kernels: KernelService) -> None:
-        """Restore saved services, deploy the watched directory, then save on every change."""
+    async def start(self, kernels: KernelService, root: RootNotebook | None = None) -> Service | None:
+        """Deploy the root notebook (KG_SEED_URI's, with its saved versions), restore the other saved
+        services, deploy the watched directory, then save on every change. The root service or None."""
         self.registry.kernels = kernels
+        records, notebooks = await self.store.load() if self.store is not None else ([], {})
+        root_service = None
+        if root is not None:
+            saved = next(
+                (r for r in records if r.get("origin") == ORIGIN and r.get("name") == root.name), None
+            )
+            root_service = await self.registry.deploy_root(root, saved, notebooks)
+        for record in records:
+            await self._restore(record, notebooks)
         if self.store is not None:
-            records, notebooks = await self.store.load()
-            for record in records:
-                if record.get("origin") == "watcher" and not await self._still_watched(record.get("name")):
-                    continue  # its notebook left the watched directory while the gateway was down
-                try:
-                    service = await self.registry.restore(record, notebooks)
-                except (GatewayError, KeyError, TypeError, ValueError) as exc:
-                    log.error("could not restore service %s: %s", record.get("name"), exc)
-                    continue
-                if service is not None:
-                    log.info("restored service %s (%s)", service.name, service.state.value)
             self.registry.on_change = self.store.save
+            if root_service is not None:
+                await self.store.save(self.registry.all())  # the root's version of this start
         if self.watcher is not None:
             await self.watcher.start()
+        return root_service
+
+    async def _restore(self, record: dict[str, Any], notebooks: dict[str, bytes]) -> None:
+        name = record.get("name")
+        if record.get("origin") == ORIGIN:
+            return  # a root notebook: deployed from KG_SEED_URI above, or no longer configured
+        if record.get("origin") == "watcher" and not await self._still_watched(name):
+            return  # its notebook left the watched directory while the gateway was down
+        try:
+            service = await self.registry.restore(record, notebooks)
+        except (GatewayError, KeyError, TypeError, ValueError) as exc:
+            log.error("could not restore service %s: %s", name, exc)
+            return
+        if service is None:
+            log.error("could not restore service %s: the name is taken", name)
+        else:
+            log.info("restored service %s (%s)", service.name, service.state.value)
 
     async def _still_watched(self, name: object) -> bool:
         if self.watcher is None or not isinstance(name, str):

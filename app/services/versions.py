@@ -90,6 +90,11 @@ class History:
                 return version
         raise NotFound(f"No such version: {version_id}")
 
+    def find(self, raw: bytes, spec: ServiceSpec) -> Version | None:
+        """The newest kept version of this notebook with these settings, if any."""
+        digest = content_hash(raw)
+        return next((v for v in self.versions if v.hash == digest and v.spec == spec), None)
+
     def previous(self, active_id: int | None) -> Version:
         """The newest version older than the active one (rollback's default)."""
         older = [v for v in self.versions if active_id is None or v.id < active_id]
