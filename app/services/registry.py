@@ -1,9 +1,8 @@
 """The service registry: owns every notebook service, deploys, swaps and drains their versions, and
-routes a request path to a service by longest prefix.
+routes a request path to a service by longest prefix (prefixes.py).
 
 Changes to one service happen under its lock; the name/prefix table under the registry's. The route
-table is rebuilt and swapped whole, so a lookup never sees a half-made change and a request in flight
-on another service is never touched.
+table is rebuilt and swapped whole, so a request in flight on another service is never touched.
 """
 
 from __future__ import annotations
@@ -18,10 +17,11 @@ from typing import Any
 from app.errors import Conflict, GatewayError, SeedFailed, ServiceNotFound, Unprocessable
 from app.kernels.service import KernelService
 from app.services.deployment import AppBuilder, Deployment, DeployOptions
+from app.services.prefixes import PrefixTable, check_prefix
 from app.services.root import ORIGIN, RootNotebook
 from app.services.service import Service, State
 from app.services.sources import Sources
-from app.services.spec import Defaults, ServiceSpec, build_spec, check_name, overlaps, reserved_clash
+from app.services.spec import Defaults, ServiceSpec, build_spec, check_name
 from app.services.versions import History, Version
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class ServiceRegistry:
         self.generation = 0  # bumped on every change of what is served (the combined OpenAPI follows it)
         self.root: RootNotebook | None = None  # KG_SEED_URI's notebook, served by the gateway's slot
         self._services: dict[str, Service] = {}
-        self._routes: dict[str, Service] = {}  # full prefix -> service; replaced whole, never mutated
+        self._routes = PrefixTable(options.deploy.base_url)
         self._lock = asyncio.Lock()
         self._draining: set[Deployment] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -62,16 +62,8 @@ class ServiceRegistry:
         return service
 
     def match(self, path: str) -> Service | None:
-        """The service whose full prefix is the longest one `path` lies under: one dict lookup per path
-        segment, whatever the number of services."""
-        routes = self._routes
-        candidate = path
-        while candidate:
-            service = routes.get(candidate)
-            if service is not None:
-                return service
-            candidate = candidate[: candidate.rfind("/")] if "/" in candidate else ""
-        return routes.get("")
+        """The service whose full prefix is the longest one `path` lies under."""
+        return self._routes.match(path)
 
     def stats(self) -> list[dict[str, Any]]:
         return [s.stats() for s in self.all()]
@@ -120,7 +112,7 @@ class ServiceRegistry:
         async with self._lock:
             if spec.name in self._services:
                 raise Conflict(f"Service {spec.name} already exists")
-            self._check_prefix(spec.name, spec.prefix)
+            check_prefix(spec.name, spec.prefix, self._services.values())
             service = Service(spec, history, origin)
             self._services[spec.name] = service
             self._rebuild_routes()
@@ -210,7 +202,7 @@ class ServiceRegistry:
         async with self._lock:
             if spec.name in self._services:
                 return None
-            self._check_prefix(spec.name, spec.prefix)
+            check_prefix(spec.name, spec.prefix, self._services.values())
             service = Service(spec, history, record.get("origin", "api"))
             self._services[spec.name] = service
             self._rebuild_routes()
@@ -231,7 +223,7 @@ class ServiceRegistry:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._services.clear()
-        self._routes = {}
+        self._routes.replace([])
         await asyncio.gather(*(d.pool.close() for d in deployments), return_exceptions=True)
 
     # -- internals --------------------------------------------------------------------------------
@@ -240,20 +232,11 @@ class ServiceRegistry:
         if self._services.get(service.name) is not service:
             raise ServiceNotFound(service.name)
 
-    def _check_prefix(self, name: str, prefix: str) -> None:
-        clash = reserved_clash(prefix)
-        if clash is not None:
-            raise Conflict(f"Prefix {prefix} collides with the gateway's {clash}")
-        for other in self._services.values():
-            taken = [other.prefix, *([other.pending_prefix] if other.pending_prefix else [])]
-            if other.name != name and any(overlaps(prefix, p) for p in taken):
-                raise Conflict(f"Prefix {prefix} collides with service {other.name} at {other.prefix}")
-
     async def _replace(self, service: Service, version: Version) -> None:
         """Start `version` beside the serving one and swap; on failure keep the old one and say why."""
         if version.spec.prefix != service.prefix:
             async with self._lock:
-                self._check_prefix(service.name, version.spec.prefix)
+                check_prefix(service.name, version.spec.prefix, self._services.values())
                 service.pending_prefix = version.spec.prefix
         service.state = State.DEPLOYING
         try:
@@ -305,12 +288,8 @@ class ServiceRegistry:
 
     def _rebuild_routes(self) -> None:
         # the root service is not dispatched here: the gateway's notebook slot serves it (its first route)
-        base = self.options.deploy.base_url
-        self._routes = {
-            base + s.prefix: s
-            for s in self._services.values()
-            if s.state is not State.DRAINING and self.root_of(s) is None
-        }
+        routed = (s for s in self._services.values() if s.state is not State.DRAINING and not self.root_of(s))
+        self._routes.replace(routed)
         self.generation += 1
 
     async def _changed(self) -> None:
