@@ -39,6 +39,7 @@ def check_prefix(name: str, prefix: str, services: Iterable[Service]) -> None:
     if clash is not None:
         raise Conflict(f"Prefix {prefix} collides with the gateway's {clash}")
     for other in services:
-        taken = [other.prefix, *([other.pending_prefix] if other.pending_prefix else [])]
+        taken = [other.prefix] if other.holds_prefix else []
+        taken += [other.pending_prefix] if other.pending_prefix else []
         if other.name != name and any(overlaps(prefix, p) for p in taken):
             raise Conflict(f"Prefix {prefix} collides with service {other.name} at {other.prefix}")

@@ -18,7 +18,7 @@ from app.errors import Conflict, GatewayError, SeedFailed, ServiceNotFound, Unpr
 from app.kernels.service import KernelService
 from app.services.deployment import AppBuilder, Deployment, DeployOptions
 from app.services.prefixes import PrefixTable, check_prefix
-from app.services.root import ORIGIN, RootNotebook
+from app.services.root import RootNotebook
 from app.services.service import Service, State
 from app.services.sources import Sources
 from app.services.spec import Defaults, ServiceSpec, build_spec, check_name
@@ -80,22 +80,6 @@ class ServiceRegistry:
             return self.root.spec_from(fields, self.options.defaults, base)
         return build_spec(check_name(name), fields, self.options.defaults, cwd_base=base)
 
-    async def deploy_root(
-        self, root: RootNotebook, record: Mapping[str, Any] | None, notebooks: Mapping[str, bytes]
-    ) -> Service:
-        """KG_SEED_URI's notebook as the root service, with the versions saved in `record` (its notebook
-        now is the kept version it equals, or a new one); a failure stops the startup, as in KG."""
-        keep = self.options.keep_versions
-        history = History.from_record(keep, record, notebooks) if record else History(keep)
-        self.root = root
-        try:
-            return await self.deploy(
-                root.spec, root.raw, root.source, by=ORIGIN, origin=ORIGIN, history=history
-            )
-        except BaseException:
-            self.root = None
-            raise
-
     async def deploy(
         self,
         spec: ServiceSpec,
@@ -106,8 +90,11 @@ class ServiceRegistry:
         origin: str = "api",
         keep_failed: bool = False,
         history: History | None = None,
+        version: Version | None = None,
     ) -> Service:
-        """A new service; answers once it serves. On failure it is forgotten (or kept as failed)."""
+        """A new service, serving `version` of `history` (by default the version of this notebook and
+        these settings, or a new one); answers once it serves. On failure it is forgotten (or kept as
+        failed)."""
         history = history or History(self.options.keep_versions)
         async with self._lock:
             if spec.name in self._services:
@@ -117,7 +104,7 @@ class ServiceRegistry:
             self._services[spec.name] = service
             self._rebuild_routes()
         async with service.lock:
-            version = history.find(raw, spec) or history.new(raw, spec, source, by)
+            version = version or history.find(raw, spec) or history.new(raw, spec, source, by)
             try:
                 deployment = await self._start(service, version)
             except BaseException as exc:
@@ -179,6 +166,24 @@ class ServiceRegistry:
         await self._changed()
         return service
 
+    async def fail(
+        self, spec: ServiceSpec, error: str, *, origin: str, history: History | None = None
+    ) -> Service:
+        """Record why `spec.name` could not be deployed. A service of that name keeps what it serves and
+        shows `error`; an unknown name is listed as failed with `error`, holding neither a prefix nor a
+        version, until a deploy of it succeeds (`update`) or it is undeployed."""
+        async with self._lock:
+            service = self._services.get(spec.name)
+            if service is None:
+                service = Service(spec, history or History(self.options.keep_versions), origin)
+                service.state, service.holds_prefix = State.FAILED, False
+                self._services[spec.name] = service
+            elif not service.holds_prefix:
+                service.spec = spec  # what it asks for now
+            service.error = error
+        await self._changed()
+        return service
+
     async def undeploy(self, name: str) -> None:
         """Stop routing to the service, let its requests finish, free its kernels, forget it."""
         service = self.get(name)
@@ -192,29 +197,6 @@ class ServiceRegistry:
                 await service.active.drain(self.options.drain_seconds)
         await self._changed()
         log.info("service %s undeployed", name)
-
-    async def restore(self, record: Mapping[str, Any], notebooks: Mapping[str, bytes]) -> Service | None:
-        """Bring back a service saved in the state directory (its active version, same id)."""
-        history = History.from_record(self.options.keep_versions, record, notebooks)
-        active_id = record.get("active")
-        active = next((v for v in history.versions if v.id == active_id), None)
-        spec = active.spec if active else ServiceSpec.from_json(record["spec"])
-        async with self._lock:
-            if spec.name in self._services:
-                return None
-            check_prefix(spec.name, spec.prefix, self._services.values())
-            service = Service(spec, history, record.get("origin", "api"))
-            self._services[spec.name] = service
-            self._rebuild_routes()
-        if active is None:
-            service.state, service.error = State.FAILED, "No version to restore"
-            return service
-        async with service.lock:
-            try:
-                self._activate(service, await self._start(service, active))
-            except GatewayError as exc:
-                service.state, service.error = State.FAILED, exc.message
-        return service
 
     async def close(self) -> None:
         """Gateway shutdown: free every service's kernels now (draining versions too)."""
@@ -234,7 +216,7 @@ class ServiceRegistry:
 
     async def _replace(self, service: Service, version: Version) -> None:
         """Start `version` beside the serving one and swap; on failure keep the old one and say why."""
-        if version.spec.prefix != service.prefix:
+        if version.spec.prefix != service.prefix or not service.holds_prefix:
             async with self._lock:
                 check_prefix(service.name, version.spec.prefix, self._services.values())
                 service.pending_prefix = version.spec.prefix
@@ -267,7 +249,7 @@ class ServiceRegistry:
         service.spec = deployment.version.spec
         if all(v.id != deployment.version.id for v in service.history.versions):
             service.history.add(deployment.version, deployment.version.id)
-        service.state, service.error = State.SERVING, None
+        service.state, service.error, service.holds_prefix = State.SERVING, None, True
         self._rebuild_routes()
         if old is not None:
             self._draining.add(old)
@@ -288,7 +270,11 @@ class ServiceRegistry:
 
     def _rebuild_routes(self) -> None:
         # the root service is not dispatched here: the gateway's notebook slot serves it (its first route)
-        routed = (s for s in self._services.values() if s.state is not State.DRAINING and not self.root_of(s))
+        routed = (
+            s
+            for s in self._services.values()
+            if s.holds_prefix and s.state is not State.DRAINING and self.root_of(s) is None
+        )
         self._routes.replace(routed)
         self.generation += 1
 
