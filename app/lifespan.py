@@ -1,4 +1,5 @@
-"""Startup and shutdown: build the kernel service and notebook APIs, prespawn, and always reap kernels."""
+"""Startup and shutdown: build the kernel service, the root notebook (KG_SEED_URI's) and the services,
+prespawn, and always reap kernels."""
 
 from __future__ import annotations
 
@@ -24,10 +25,13 @@ from app.kernels.sessions import SessionStore
 from app.kernels.tenants import TenantPolicy
 from app.notebook_api.loader import LoadedNotebook, load_notebook
 from app.notebook_api.parsers import NotebookError, ParsedNotebook
-from app.notebook_api.service import NotebookOptions, NotebookService, parse_notebook
+from app.notebook_api.service import parse_notebook
 from app.plugins import GatewayServices, PluginPersonality, find_personalities, seed_filter, shut_down
-from app.routers.notebook import mount_notebook_api
+from app.routers.notebook_slot import NotebookSlot, root_app_builder
+from app.services.deployment import Deployment
+from app.services.root import RootNotebook
 from app.services.runtime import ServicesRuntime
+from app.services.service import Service
 from app.state import GatewayState, Phase
 
 log = logging.getLogger(__name__)
@@ -123,24 +127,18 @@ def build_lifespan(
         app.state.sessions = SessionStore(kernels)
         gateway = GatewayState(settings, kernels, app.state.sessions, Culler(kernels, cull_policy(settings)))
         app.state.gateway = gateway
-        notebook: NotebookService | None = None
+        root = root_notebook(settings, seed_notebook, plugins)
+        fixed: Deployment | None = None  # the root notebook's one version, without the services personality
         runtime: ServicesRuntime | None = getattr(app.state, "services_runtime", None)
         try:
-            if seed_notebook is not None and seed_notebook.parsed is not None:
-                notebook = await NotebookService.start(
-                    seed_notebook.notebook,
-                    seed_notebook.parsed,
-                    kernels,
-                    NotebookOptions.from_settings(settings),
-                )
-                app.state.notebook = notebook
-                gateway.notebook = notebook
-                mount_notebook_api(app, notebook, settings.base_url)
-            elif settings.prespawn_count:
+            if root is not None and runtime is None:
+                fixed = await root.start(kernels)
+            elif root is None and settings.prespawn_count:
                 for _ in range(settings.prespawn_count):
                     await kernels.start()
-            if runtime is not None:
-                await runtime.start(kernels)
+            root_service = await runtime.start(kernels, root) if runtime is not None else None
+            if root is not None:
+                serve_root(app, gateway, _active(root_service, fixed))
             await kernels.fill_warm_pool()
             gateway.culler.start()
             gateway.phase = Phase.READY
@@ -153,11 +151,36 @@ def build_lifespan(
             await shut_down(list(plugins))
             if runtime is not None:
                 await runtime.close()
-            if notebook is not None:
-                await notebook.close()
+            if fixed is not None:
+                await fixed.pool.close()
             await kernels.close()
 
     return lifespan
+
+
+def root_notebook(
+    settings: Settings, seed_notebook: SeedNotebook | None, plugins: Sequence[PluginPersonality]
+) -> RootNotebook | None:
+    """KG's notebook-http notebook (KG_SEED_URI), as the service served at the gateway's root."""
+    if seed_notebook is None or seed_notebook.parsed is None:
+        return None
+    builder = root_app_builder(settings.max_request_body)
+    return RootNotebook.configure(settings, seed_notebook.notebook, builder, seed_filter(list(plugins)))
+
+
+def _active(service: Service | None, fixed: Deployment | None) -> Callable[[], Deployment | None]:
+    if service is not None:
+        return lambda: service.active  # reloads and rollbacks change it
+    return lambda: fixed
+
+
+def serve_root(app: FastAPI, gateway: GatewayState, active: Callable[[], Deployment | None]) -> None:
+    """The gateway's notebook slot serves the root notebook's active version; the gateway state (readiness,
+    metrics, the admin page) reads the same version."""
+    slot: NotebookSlot = app.state.notebook_slot
+    slot.host(active)
+    gateway.root_notebook = lambda: version.notebook if (version := active()) is not None else None
+    app.state.notebook = gateway.notebook  # the version of the startup (gateway.notebook follows reloads)
 
 
 class StartupErrorMiddleware:

@@ -24,7 +24,7 @@ from app.plugins import GatewayServices, create_personalities
 from app.routers import api, channels, health, kernels, kernelspecs, metrics, sessions
 from app.routers.admin import mount_admin, public_admin_paths
 from app.routers.docs import docs_router
-from app.routers.notebook import install_notebook_slot
+from app.routers.notebook_slot import install_notebook_slot
 from app.routers.openapi_document import gateway_openapi
 from app.routers.services import install_services
 

@@ -1,4 +1,4 @@
-"""`fastkg services list|deploy|undeploy|rollback`: drive a running gateway's /api/services."""
+"""`fastkg services list|deploy|reload|undeploy|rollback`: drive a running gateway's /api/services."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for setting in SETTINGS:
         deploy.add_argument("--" + setting.replace("_", "-"), dest=setting)
+    reload = commands.add_parser("reload", help="deploy a service's source again (the root's: KG_SEED_URI)")
+    reload.add_argument("name")
     undeploy = commands.add_parser("undeploy", help="drain and remove a service")
     undeploy.add_argument("name")
     rollback = commands.add_parser("rollback", help="activate an earlier version (default: the previous one)")
@@ -70,7 +72,7 @@ def _show(service: dict[str, Any]) -> str:
     pool = service.get("pool", {})
     version_id = version.get("id", "-")
     line = (
-        f"{service['name']:<20} {service['prefix']:<28} {service['state']:<10} v{version_id!s:<4} "
+        f"{service['name']:<20} {service['prefix'] or '/':<28} {service['state']:<10} v{version_id!s:<4} "
         f"pool {pool.get('size')}/{pool.get('max')} busy {pool.get('busy')}"
     )
     return line + (f"  error: {service['error']}" if service.get("error") else "")
@@ -104,6 +106,8 @@ def main(argv: Sequence[str]) -> int:
                     print(_show(service))
             elif args.command == "deploy":
                 print(_show(_deploy(client, args)))
+            elif args.command == "reload":
+                print(_show(_request(client, "POST", f"api/services/{args.name}/reload").json()))
             elif args.command == "undeploy":
                 _request(client, "DELETE", f"api/services/{args.name}")
                 print(f"{args.name} undeployed")

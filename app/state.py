@@ -4,6 +4,7 @@ and the probes all read (through snapshots, never private fields)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -35,10 +36,15 @@ class GatewayState:
     kernels: KernelService
     sessions: SessionStore
     culler: Culler
-    notebook: NotebookService | None = None
+    root_notebook: Callable[[], NotebookService | None] = field(default=lambda: None)
     phase: Phase = Phase.STARTING
     started_at: float = field(default_factory=time.time)
     traffic: WebSocketTraffic = field(default_factory=WebSocketTraffic)
+
+    @property
+    def notebook(self) -> NotebookService | None:
+        """The root notebook's version serving now (KG_SEED_URI's, in notebook-http mode)."""
+        return self.root_notebook()
 
     @property
     def uptime(self) -> float:
@@ -50,8 +56,9 @@ class GatewayState:
             return "starting: kernels and pools are being filled"
         if self.phase is Phase.STOPPING:
             return "shutting down"
-        if self.notebook is not None:
-            pool = self.notebook.pool.stats()
+        notebook = self.notebook
+        if notebook is not None:
+            pool = notebook.pool.stats()
             if pool.members < pool.min:
-                return f"notebook pool {self.notebook.name!r} refilling: {pool.members} of {pool.min} kernels"
+                return f"notebook pool {notebook.name!r} refilling: {pool.members} of {pool.min} kernels"
         return None

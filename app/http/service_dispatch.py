@@ -5,14 +5,12 @@ to the gateway's own routes. Nothing is added to the app's routes when services 
 from __future__ import annotations
 
 import json
-import time
 
 from app.errors import GatewayError
 from app.http.asgi import ASGIApp, Message, Receive, Scope, Send, header, send_error
 from app.services.jobs import JobTable
 from app.services.registry import ServiceRegistry
 from app.services.service import Service
-from app.services.traffic import Traffic
 
 
 def _raw_path(scope: Scope) -> str:
@@ -51,10 +49,7 @@ class ServiceDispatchMiddleware:
         if scope["type"] == "http" and wants_async(scope):
             await self._submit(service, deployment, scope, receive, send)
             return
-        if scope["type"] != "http":
-            await deployment(scope, receive, send)
-            return
-        await _counted(service.traffic, deployment, scope, receive, send)
+        await deployment(scope, receive, send)  # counted in the service's traffic by the version
 
     async def _submit(
         self, service: Service, deployment: ASGIApp, scope: Scope, receive: Receive, send: Send
@@ -76,11 +71,9 @@ class ServiceDispatchMiddleware:
             replayed = True
             return {"type": "http.request", "body": bytes(body), "more_body": False}
 
-        job_scope, traffic = dict(scope), service.traffic
+        job_scope = dict(scope)
         try:
-            job = self.jobs.submit(
-                service.name, lambda capture: _counted(traffic, deployment, job_scope, replay, capture)
-            )
+            job = self.jobs.submit(service.name, lambda capture: deployment(job_scope, replay, capture))
         except GatewayError as exc:
             await send_error(scope, send, exc.status, exc.message)
             return
@@ -100,24 +93,3 @@ class ServiceDispatchMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": payload})
-
-
-async def _counted(traffic: Traffic, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-    """Serve one request, counting it with its status and its time to the end of the response: 500 when the
-    app fails before answering; not at all when it ends without answering (the client went away)."""
-    status: int | None = None
-    started = time.perf_counter()
-
-    async def watch(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = int(message["status"])
-        await send(message)
-
-    try:
-        await app(scope, receive, watch)
-    except BaseException:
-        traffic.observe(status or 500, time.perf_counter() - started)
-        raise
-    if status is not None:
-        traffic.observe(status, time.perf_counter() - started)

@@ -8,9 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from app.config import Settings
 from app.kernels.pool import KernelPool
-from app.kernels.service import KernelService
 from app.notebook_api.handler import HandlerOptions, NotebookResponse, handle
 from app.notebook_api.loader import LoadedNotebook
 from app.notebook_api.parsers import Endpoint, NotebookError, ParsedNotebook
@@ -26,16 +24,6 @@ class NotebookOptions:
     debug: bool
     allow_download: bool
     static_path: str | None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> NotebookOptions:
-        return cls(
-            pool_size=max(settings.prespawn_count or 0, 1),
-            timeout=settings.request_timeout,
-            debug=settings.debug,
-            allow_download=settings.allow_notebook_download,
-            static_path=settings.static_path,
-        )
 
 
 def parse_notebook(notebook: LoadedNotebook, *, swagger: bool) -> ParsedNotebook:
@@ -60,24 +48,6 @@ class NotebookService:
         self.options = options
         self.loaded_at = time.time()
         self._handler_options = HandlerOptions(notebook.language, options.timeout, options.debug)
-
-    @classmethod
-    async def start(
-        cls,
-        notebook: LoadedNotebook,
-        parsed: ParsedNotebook,
-        kernels: KernelService,
-        options: NotebookOptions,
-    ) -> NotebookService:
-        """Start the pool (each kernel runs the notebook's other cells first; a failure stops startup)."""
-        pool = KernelPool(kernels, options.pool_size, notebook.kernel_name or None)
-        try:
-            await pool.fill()
-        except BaseException:
-            await pool.close()
-            raise
-        log.info("notebook %s: %d endpoints on %d kernels", notebook.name, len(parsed.endpoints), pool.size)
-        return cls(notebook, parsed, pool, options)
 
     @property
     def name(self) -> str:

@@ -1,9 +1,7 @@
 """The HTTP edge of a notebook API, as one router: KG's `/_api/source` and `/public/` files, one FastAPI
 route per endpoint (documented in OpenAPI), and KG's `/_api/spec/swagger.json`, in KG's order.
 
-The app holds a NotebookSlot as its first route (create_app puts it there); the lifespan fills it with
-the notebook's router, so the notebook's paths win over fastkg's own extras (`/docs`, `/openapi.json`),
-as KG serves nothing else in notebook-http mode, and nothing is added to the app after create_app.
+A NotebookRouter is served by an app's notebook slot (notebook_slot.py), its first route.
 """
 
 from __future__ import annotations
@@ -16,13 +14,12 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
-from fastapi import FastAPI, Path, Request, Response
+from fastapi import Path, Request, Response
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from app.errors import BadRequest, MethodNotAllowed, Unauthorized
-from app.http.auth import presented_token, token_matches
+from app.errors import BadRequest, MethodNotAllowed
 from app.http.etag import with_etag
 from app.notebook_api.parsers import Endpoint
 from app.notebook_api.request import RequestBodyError, build_request
@@ -45,7 +42,6 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     "504": {"description": "The cell did not finish in time"},
 }
 _BAD_PARAMETER = "fastkg.bad_path_parameter"
-_MATCHED = "fastkg.notebook_route"
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -102,48 +98,6 @@ class NotebookRouter:
             if partial:
                 return _method_not_allowed(group.methods), {}
         return None
-
-
-class NotebookSlot(BaseRoute):
-    """The app's first route: empty until the lifespan gives it the notebook's router.
-
-    The token middleware lets some requests through without the token (Swagger UI assets, probes, public
-    metrics, the admin login); a notebook path there still needs it, so the exemption never reaches
-    notebook code.
-    """
-
-    def __init__(
-        self,
-        token: str | None = None,
-        token_free_prefixes: tuple[str, ...] = (),
-        token_free_paths: tuple[str, ...] = (),
-    ) -> None:
-        self.router: NotebookRouter | None = None
-        self.token = token
-        self.token_free_prefixes = token_free_prefixes
-        self.token_free_paths = token_free_paths
-
-    @property
-    def documented_routes(self) -> list[APIRoute]:
-        return self.router.documented_routes if self.router else []
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if self.router is None or scope["type"] != "http":
-            return Match.NONE, {}
-        found = self.router.match(scope)
-        if found is None:
-            return Match.NONE, {}
-        handler, child_scope = found
-        return Match.FULL, {**child_scope, _MATCHED: handler}
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self.token
-            and (scope["path"].startswith(self.token_free_prefixes) or scope["path"] in self.token_free_paths)
-            and not token_matches(self.token, presented_token(scope))
-        ):
-            raise Unauthorized("Unauthorized: a valid token is required")
-        await scope[_MATCHED](scope, receive, send)
 
 
 def _method_not_allowed(allowed: Sequence[str]) -> Handler:
@@ -266,23 +220,3 @@ def notebook_router(service: NotebookService, base_url: str) -> NotebookRouter:
     )
     groups.append(PathGroup([spec], ["GET"]))
     return NotebookRouter(groups)
-
-
-def install_notebook_slot(
-    app: FastAPI,
-    token: str | None = None,
-    token_free_prefixes: tuple[str, ...] = (),
-    token_free_paths: tuple[str, ...] = (),
-) -> NotebookSlot:
-    """Put an empty notebook slot first in the app's routes: in notebook-http mode KG serves only the
-    notebook, so its paths win over every other route of the app, which stay for the paths it leaves free."""
-    slot = NotebookSlot(token, token_free_prefixes, token_free_paths)
-    app.router.routes.insert(0, slot)
-    app.state.notebook_slot = slot
-    return slot
-
-
-def mount_notebook_api(app: FastAPI, service: NotebookService, base_url: str) -> None:
-    """Fill the app's notebook slot (see install_notebook_slot) with the notebook's router."""
-    slot: NotebookSlot = app.state.notebook_slot
-    slot.router = notebook_router(service, base_url)

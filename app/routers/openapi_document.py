@@ -1,7 +1,7 @@
-"""The gateway's OpenAPI document, built in one place: its own routes, a notebook's endpoints (listed
-first, as they are matched first), every serving service's endpoints with one tag per service, and the
-400 `{reason, message}` the gateway answers for bad input. Regenerated whenever the notebook or the set
-of services (or a service's version) changes."""
+"""The gateway's OpenAPI document, built in one place: its own routes, the root notebook's endpoints
+(listed first, as they are matched first), every serving service's endpoints with one tag per service,
+and the 400 `{reason, message}` the gateway answers for bad input. Regenerated whenever the notebook or
+the set of services (or a service's version) changes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.routing import BaseRoute
 
 from app.http.error_responses import document_bad_requests
-from app.routers.notebook import NotebookSlot
+from app.routers.notebook_slot import NotebookSlot
 from app.services.registry import ServiceRegistry
 
 
@@ -56,6 +56,15 @@ def _add_services(document: dict[str, Any], registry: ServiceRegistry) -> None:
     for service in registry.all():
         active = service.active
         if active is None:
+            continue
+        if registry.root_of(service) is not None:  # its routes are the notebook slot's, documented first
+            tags.append(
+                {
+                    "name": active.notebook.name,
+                    "description": f"Notebook service {service.name} at the root: KG_SEED_URI's notebook "
+                    f"(version {active.version.id})",
+                }
+            )
             continue
         part = active.app.openapi()
         for path, operations in part.get("paths", {}).items():

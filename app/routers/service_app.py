@@ -9,7 +9,7 @@ from app.http.body_limit import BodyLimitMiddleware
 from app.http.error_responses import install_error_handlers
 from app.notebook_api.service import NotebookService
 from app.routers.docs import docs_router
-from app.routers.notebook import install_notebook_slot, mount_notebook_api
+from app.routers.notebook_slot import install_notebook_slot, mount_notebook_api
 from app.routers.openapi_document import gateway_openapi
 from app.services.deployment import AppBuilder
 

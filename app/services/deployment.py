@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.errors import KernelSpecNotFound, SeedFailed, Unprocessable
-from app.http.asgi import Receive, Scope, Send
+from app.errors import KernelSpecNotFound, Unprocessable
+from app.http.asgi import ASGIApp, Receive, Scope, Send
 from app.kernels.pool import KernelPool
 from app.kernels.seed import Seed
 from app.kernels.service import KernelService
-from app.notebook_api.loader import read_notebook_bytes
-from app.notebook_api.parsers import Endpoint, NotebookError
+from app.notebook_api.loader import LoadedNotebook, read_notebook_bytes
+from app.notebook_api.parsers import Endpoint, NotebookError, ParsedNotebook
 from app.notebook_api.service import NotebookOptions, NotebookService, parse_notebook
+from app.services.traffic import Traffic
 from app.services.versions import Version
 
 log = logging.getLogger(__name__)
@@ -43,16 +44,27 @@ class DeployOptions:
     allow_download: bool = False
     swagger: bool = False
     shrink_after: float = 60.0
+    static_path: str | None = None  # served at <prefix>/public/ (KG_STATIC_PATH: the root notebook's)
+    title: str | None = None  # names and tags the notebook's API (KG: its file name); None: the service's
+    accept_cell: Callable[[str], bool] | None = None  # which startup cells seed a kernel (KG's plug-ins)
 
 
 class Deployment:
     """A started version. `app` serves it; `drain` waits for its requests, then frees its kernels."""
 
-    def __init__(self, version: Version, notebook: NotebookService, app: ServiceApp, prefix: str) -> None:
+    def __init__(
+        self,
+        version: Version,
+        notebook: NotebookService,
+        app: ServiceApp,
+        prefix: str,
+        traffic: Traffic | None = None,
+    ) -> None:
         self.version = version
         self.notebook = notebook
         self.app = app
         self.prefix = prefix
+        self.traffic = traffic  # the service's, over all its versions (None: not counted)
         self._inflight = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
@@ -71,16 +83,17 @@ class Deployment:
 
     @classmethod
     async def start(
-        cls, version: Version, kernels: KernelService, build_app: AppBuilder, options: DeployOptions
+        cls,
+        version: Version,
+        kernels: KernelService,
+        build_app: AppBuilder,
+        options: DeployOptions,
+        traffic: Traffic | None = None,
     ) -> Deployment:
-        """Parse, check, start and seed the pool; raise Unprocessable for anything wrong with the input."""
+        """Parse, check, start and seed the pool. Anything wrong with the input is Unprocessable; a failing
+        startup cell is SeedFailed, as the kernel reported it."""
         spec = version.spec
-        try:
-            loaded = read_notebook_bytes(version.raw, f"{spec.name}.ipynb", version.source or spec.name)
-            loaded = dataclasses.replace(loaded, name=spec.name)  # the service's name is its OpenAPI tag
-            parsed = parse_notebook(loaded, swagger=options.swagger)
-        except NotebookError as exc:
-            raise Unprocessable(str(exc)) from None
+        loaded, parsed = _parse(version, options)
         requested = spec.kernel_name or loaded.kernel_name or None
         try:
             kernel_name, _spec = await kernels.resolve(requested)
@@ -88,7 +101,8 @@ class Deployment:
             raise Unprocessable(f"Unknown kernelspec: {requested}") from None
         if spec.cwd is not None and not await asyncio.to_thread(Path(spec.cwd).is_dir):
             raise Unprocessable(f"cwd is not a directory: {spec.cwd}")
-        seed = Seed(kernel_name, tuple(parsed.startup_sources))
+        accept = options.accept_cell or _every_cell
+        seed = Seed(kernel_name, tuple(source for source in parsed.startup_sources if accept(source)))
         pool = KernelPool(
             kernels,
             spec.pool_min,
@@ -99,28 +113,36 @@ class Deployment:
         )
         try:
             await pool.fill()
-        except BaseException as exc:
+        except BaseException:
             await pool.close()
-            if isinstance(exc, SeedFailed):
-                raise Unprocessable(f"A startup cell failed: {exc.message}") from None
             raise
         notebook_options = NotebookOptions(
             pool_size=spec.pool_min,
             timeout=spec.timeout,
             debug=options.debug,
             allow_download=options.allow_download,
-            static_path=None,
+            static_path=options.static_path,
         )
         notebook = NotebookService(loaded, parsed, pool, notebook_options)
         prefix = options.base_url + spec.prefix
-        log.info("service %s v%d: %d endpoints at %s", spec.name, version.id, len(parsed.endpoints), prefix)
-        return cls(version, notebook, build_app(notebook, prefix, spec.body_limit), prefix)
+        log.info(
+            "service %s v%d: %d endpoints at %s", spec.name, version.id, len(parsed.endpoints), prefix or "/"
+        )
+        return cls(version, notebook, build_app(notebook, prefix, spec.body_limit), prefix, traffic)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.run(self.app, scope, receive, send)
+
+    async def run(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request on this version with `app` (its own app, or a handler its router matched):
+        counted in flight, so that a replaced version drains, and in its service's traffic."""
         self._inflight += 1
         self._quiet.clear()
         try:
-            await self.app(scope, receive, send)
+            if self.traffic is not None and scope["type"] == "http":
+                await self.traffic.count(app, scope, receive, send)
+            else:
+                await app(scope, receive, send)
         finally:
             self._inflight -= 1
             if not self._inflight:
@@ -148,3 +170,18 @@ class Deployment:
         except TimeoutError:
             log.warning("service %s v%d: drain deadline passed", self.version.spec.name, self.version.id)
         await self.pool.drain(max(0.0, end - loop.time()))
+
+
+def _every_cell(_source: str) -> bool:
+    return True
+
+
+def _parse(version: Version, options: DeployOptions) -> tuple[LoadedNotebook, ParsedNotebook]:
+    """The version's notebook and its endpoints, named by `options.title` or else the service's name."""
+    name = options.title or version.spec.name
+    try:
+        loaded = read_notebook_bytes(version.raw, f"{name}.ipynb", version.source or version.spec.name)
+        loaded = dataclasses.replace(loaded, name=name)  # the OpenAPI tag and the Swagger title
+        return loaded, parse_notebook(loaded, swagger=options.swagger)
+    except NotebookError as exc:
+        raise Unprocessable(str(exc)) from None

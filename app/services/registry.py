@@ -1,9 +1,8 @@
 """The service registry: owns every notebook service, deploys, swaps and drains their versions, and
-routes a request path to a service by longest prefix.
+routes a request path to a service by longest prefix (prefixes.py).
 
 Changes to one service happen under its lock; the name/prefix table under the registry's. The route
-table is rebuilt and swapped whole, so a lookup never sees a half-made change and a request in flight
-on another service is never touched.
+table is rebuilt and swapped whole, so a request in flight on another service is never touched.
 """
 
 from __future__ import annotations
@@ -15,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.errors import Conflict, GatewayError, ServiceNotFound
+from app.errors import Conflict, GatewayError, SeedFailed, ServiceNotFound, Unprocessable
 from app.kernels.service import KernelService
 from app.services.deployment import AppBuilder, Deployment, DeployOptions
+from app.services.prefixes import PrefixTable, check_prefix
+from app.services.root import RootNotebook
 from app.services.service import Service, State
 from app.services.sources import Sources
-from app.services.spec import Defaults, ServiceSpec, build_spec, check_name, overlaps, reserved_clash
+from app.services.spec import Defaults, ServiceSpec, build_spec, check_name
 from app.services.versions import History, Version
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,9 @@ class ServiceRegistry:
         self.kernels: KernelService | None = None
         self.on_change: ChangeHook | None = None
         self.generation = 0  # bumped on every change of what is served (the combined OpenAPI follows it)
+        self.root: RootNotebook | None = None  # KG_SEED_URI's notebook, served by the gateway's slot
         self._services: dict[str, Service] = {}
-        self._routes: dict[str, Service] = {}  # full prefix -> service; replaced whole, never mutated
+        self._routes = PrefixTable(options.deploy.base_url)
         self._lock = asyncio.Lock()
         self._draining: set[Deployment] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -60,23 +62,22 @@ class ServiceRegistry:
         return service
 
     def match(self, path: str) -> Service | None:
-        """The service whose full prefix is the longest one `path` lies under: one dict lookup per path
-        segment, whatever the number of services."""
-        routes = self._routes
-        candidate = path
-        while candidate:
-            service = routes.get(candidate)
-            if service is not None:
-                return service
-            candidate = candidate[: candidate.rfind("/")] if "/" in candidate else ""
-        return routes.get("")
+        """The service whose full prefix is the longest one `path` lies under."""
+        return self._routes.match(path)
 
     def stats(self) -> list[dict[str, Any]]:
         return [s.stats() for s in self.all()]
 
+    def root_of(self, service: Service) -> RootNotebook | None:
+        """The root notebook's configuration, when `service` is the root service."""
+        root = self.root
+        return root if root is not None and service.name == root.name else None
+
     # -- changes ----------------------------------------------------------------------------------
     def spec_from(self, name: str, fields: Mapping[str, Any], cwd_base: Path | None = None) -> ServiceSpec:
         base = cwd_base or self.sources.root
+        if self.root is not None and name == self.root.name:
+            return self.root.spec_from(fields, self.options.defaults, base)
         return build_spec(check_name(name), fields, self.options.defaults, cwd_base=base)
 
     async def deploy(
@@ -88,19 +89,24 @@ class ServiceRegistry:
         by: str = "api",
         origin: str = "api",
         keep_failed: bool = False,
+        history: History | None = None,
+        version: Version | None = None,
     ) -> Service:
-        """A new service; answers once it serves. On failure it is forgotten (or kept as failed)."""
+        """A new service, serving `version` of `history` (by default the version of this notebook and
+        these settings, or a new one); answers once it serves. On failure it is forgotten (or kept as
+        failed)."""
+        history = history or History(self.options.keep_versions)
         async with self._lock:
             if spec.name in self._services:
                 raise Conflict(f"Service {spec.name} already exists")
-            self._check_prefix(spec.name, spec.prefix)
-            service = Service(spec, History(self.options.keep_versions), origin)
+            check_prefix(spec.name, spec.prefix, self._services.values())
+            service = Service(spec, history, origin)
             self._services[spec.name] = service
             self._rebuild_routes()
         async with service.lock:
-            version = service.history.new(raw, spec, source, by)
+            version = version or history.find(raw, spec) or history.new(raw, spec, source, by)
             try:
-                deployment = await self._start(version)
+                deployment = await self._start(service, version)
             except BaseException as exc:
                 if keep_failed and isinstance(exc, GatewayError):
                     service.state, service.error = State.FAILED, exc.message
@@ -129,13 +135,21 @@ class ServiceRegistry:
         return service
 
     async def reload(self, name: str, *, by: str = "api") -> Service:
-        """Re-read the active version's source and deploy what it holds now."""
+        """Re-read the active version's source (the root's: KG_SEED_URI) and deploy what it holds now; a
+        source that cannot be read is recorded as the service's error, like a failing deploy."""
         service = self.get(name)
+        root = self.root_of(service)
         current = service.active.version if service.active else _latest(service)
-        if current is None or current.source is None:
+        source = root.source if root else current.source if current else None
+        if source is None:
             raise Conflict(f"Service {name} has no source to reload from (it was uploaded or is watched)")
-        raw = await self.sources.read(current.source)
-        return await self.update(name, None, raw, current.source, by=by)
+        try:
+            raw = await (root.read() if root else self.sources.read(source))
+        except GatewayError as exc:
+            service.error = exc.message
+            await self._changed()
+            raise
+        return await self.update(name, None, raw, source, by=by)
 
     async def rollback(self, name: str, version_id: int | None) -> Service:
         """Serve an earlier version again (default: the one before the active one)."""
@@ -152,9 +166,29 @@ class ServiceRegistry:
         await self._changed()
         return service
 
+    async def fail(
+        self, spec: ServiceSpec, error: str, *, origin: str, history: History | None = None
+    ) -> Service:
+        """Record why `spec.name` could not be deployed. A service of that name keeps what it serves and
+        shows `error`; an unknown name is listed as failed with `error`, holding neither a prefix nor a
+        version, until a deploy of it succeeds (`update`) or it is undeployed."""
+        async with self._lock:
+            service = self._services.get(spec.name)
+            if service is None:
+                service = Service(spec, history or History(self.options.keep_versions), origin)
+                service.state, service.holds_prefix = State.FAILED, False
+                self._services[spec.name] = service
+            elif not service.holds_prefix:
+                service.spec = spec  # what it asks for now
+            service.error = error
+        await self._changed()
+        return service
+
     async def undeploy(self, name: str) -> None:
         """Stop routing to the service, let its requests finish, free its kernels, forget it."""
         service = self.get(name)
+        if (root := self.root_of(service)) is not None:
+            raise root.undeploy_refused()
         async with service.lock:
             self._still_registered(service)
             service.state = State.DRAINING
@@ -164,42 +198,6 @@ class ServiceRegistry:
         await self._changed()
         log.info("service %s undeployed", name)
 
-    async def restore(self, record: Mapping[str, Any], notebooks: Mapping[str, bytes]) -> Service | None:
-        """Bring back a service saved in the state directory (its active version, same id)."""
-        versions = [
-            Version(
-                int(v["id"]),
-                v["hash"],
-                v["created"],
-                v.get("deployed_by", "api"),
-                ServiceSpec.from_json(v["spec"]),
-                v.get("source"),
-                notebooks[v["hash"]],
-            )
-            for v in record.get("versions", [])
-            if v.get("hash") in notebooks
-        ]
-        history = History(self.options.keep_versions, versions, int(record.get("next_id", 1)))
-        active_id = record.get("active")
-        active = next((v for v in versions if v.id == active_id), None)
-        spec = active.spec if active else ServiceSpec.from_json(record["spec"])
-        async with self._lock:
-            if spec.name in self._services:
-                return None
-            self._check_prefix(spec.name, spec.prefix)
-            service = Service(spec, history, record.get("origin", "api"))
-            self._services[spec.name] = service
-            self._rebuild_routes()
-        if active is None:
-            service.state, service.error = State.FAILED, "No version to restore"
-            return service
-        async with service.lock:
-            try:
-                self._activate(service, await self._start(active))
-            except GatewayError as exc:
-                service.state, service.error = State.FAILED, exc.message
-        return service
-
     async def close(self) -> None:
         """Gateway shutdown: free every service's kernels now (draining versions too)."""
         deployments = [s.active for s in self._services.values() if s.active] + list(self._draining)
@@ -207,7 +205,7 @@ class ServiceRegistry:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._services.clear()
-        self._routes = {}
+        self._routes.replace([])
         await asyncio.gather(*(d.pool.close() for d in deployments), return_exceptions=True)
 
     # -- internals --------------------------------------------------------------------------------
@@ -216,24 +214,15 @@ class ServiceRegistry:
         if self._services.get(service.name) is not service:
             raise ServiceNotFound(service.name)
 
-    def _check_prefix(self, name: str, prefix: str) -> None:
-        clash = reserved_clash(prefix)
-        if clash is not None:
-            raise Conflict(f"Prefix {prefix} collides with the gateway's {clash}")
-        for other in self._services.values():
-            taken = [other.prefix, *([other.pending_prefix] if other.pending_prefix else [])]
-            if other.name != name and any(overlaps(prefix, p) for p in taken):
-                raise Conflict(f"Prefix {prefix} collides with service {other.name} at {other.prefix}")
-
     async def _replace(self, service: Service, version: Version) -> None:
         """Start `version` beside the serving one and swap; on failure keep the old one and say why."""
-        if version.spec.prefix != service.prefix:
+        if version.spec.prefix != service.prefix or not service.holds_prefix:
             async with self._lock:
-                self._check_prefix(service.name, version.spec.prefix)
+                check_prefix(service.name, version.spec.prefix, self._services.values())
                 service.pending_prefix = version.spec.prefix
         service.state = State.DEPLOYING
         try:
-            deployment = await self._start(version)
+            deployment = await self._start(service, version)
         except BaseException as exc:
             service.state = State.SERVING if service.active else State.FAILED
             if isinstance(exc, GatewayError):
@@ -244,10 +233,15 @@ class ServiceRegistry:
             service.pending_prefix = None
         self._activate(service, deployment)
 
-    async def _start(self, version: Version) -> Deployment:
+    async def _start(self, service: Service, version: Version) -> Deployment:
         if self.kernels is None:
             raise GatewayError("The gateway is starting")
-        return await Deployment.start(version, self.kernels, self.build_app, self.options.deploy)
+        root = self.root_of(service)
+        build_app, options = (root.build_app, root.options) if root else (self.build_app, self.options.deploy)
+        try:
+            return await Deployment.start(version, self.kernels, build_app, options, service.traffic)
+        except SeedFailed as exc:
+            raise Unprocessable(f"A startup cell failed: {exc.message}") from None
 
     def _activate(self, service: Service, deployment: Deployment) -> None:
         old = service.active
@@ -255,7 +249,7 @@ class ServiceRegistry:
         service.spec = deployment.version.spec
         if all(v.id != deployment.version.id for v in service.history.versions):
             service.history.add(deployment.version, deployment.version.id)
-        service.state, service.error = State.SERVING, None
+        service.state, service.error, service.holds_prefix = State.SERVING, None, True
         self._rebuild_routes()
         if old is not None:
             self._draining.add(old)
@@ -275,8 +269,13 @@ class ServiceRegistry:
         self._rebuild_routes()
 
     def _rebuild_routes(self) -> None:
-        base = self.options.deploy.base_url
-        self._routes = {base + s.prefix: s for s in self._services.values() if s.state is not State.DRAINING}
+        # the root service is not dispatched here: the gateway's notebook slot serves it (its first route)
+        routed = (
+            s
+            for s in self._services.values()
+            if s.holds_prefix and s.state is not State.DRAINING and self.root_of(s) is None
+        )
+        self._routes.replace(routed)
         self.generation += 1
 
     async def _changed(self) -> None:

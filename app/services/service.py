@@ -31,6 +31,9 @@ class Service:
         self.state = State.DEPLOYING
         self.error: str | None = None
         self.pending_prefix: str | None = None  # claimed by a deploy in progress that moves the service
+        # False for a service that could not be deployed at all (bad settings, a prefix taken): listed as
+        # failed with its error, its prefix the one it asks for, but neither routed nor reserved
+        self.holds_prefix = True
         self.lock = asyncio.Lock()  # one change (deploy, rollback, undeploy) at a time
         self.traffic = Traffic()  # over every version, counted by the dispatcher
 

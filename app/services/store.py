@@ -23,8 +23,10 @@ class StateStore:
         self._lock = asyncio.Lock()
 
     async def save(self, services: list[Service]) -> None:
-        records = [s.record() for s in services]
-        blobs = {v.hash: v.raw for s in services for v in s.history.versions}
+        """Write the services that have a version (one without has nothing to come back with)."""
+        kept = [s for s in services if s.history.versions]
+        records = [s.record() for s in kept]
+        blobs = {v.hash: v.raw for s in kept for v in s.history.versions}
         async with self._lock:
             await asyncio.to_thread(self._write, records, blobs)
 

@@ -1,5 +1,6 @@
 """A service's traffic numbers for the REST API and the admin page: requests served, server errors, the
-request rate over the last minute and latency quantiles, measured where every service request passes."""
+request rate over the last minute and latency quantiles, measured where every service request passes (its
+version's `run`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from collections import deque
 from typing import Any
 
+from app.http.asgi import ASGIApp, Message, Receive, Scope, Send
 from app.kernels.timings import Timings, TimingSnapshot
 
 WINDOW = 60.0  # seconds the rate is averaged over
@@ -49,6 +51,27 @@ class Traffic:
         else:
             self._seconds.append([now, 1])
         self._trim(now)
+
+    async def count(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request with `app`, counting it with its status and its time to the end of the
+        response: 500 when the app fails before answering; not at all when it ends without answering (the
+        client went away)."""
+        status: int | None = None
+        started = time.perf_counter()
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await app(scope, receive, watch)
+        except BaseException:
+            self.observe(status or 500, time.perf_counter() - started)
+            raise
+        if status is not None:
+            self.observe(status, time.perf_counter() - started)
 
     def _trim(self, now: float) -> None:
         while self._seconds and self._seconds[0][0] <= now - WINDOW:

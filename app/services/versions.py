@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,24 @@ class History:
         self.versions = sorted(versions or [], key=lambda v: v.id, reverse=True)
         self.next_id = max([next_id, *(v.id + 1 for v in self.versions)])
 
+    @classmethod
+    def from_record(cls, keep: int, record: Mapping[str, Any], notebooks: Mapping[str, bytes]) -> History:
+        """A history saved in the state directory (Service.record), less versions whose notebook is gone."""
+        versions = [
+            Version(
+                int(v["id"]),
+                v["hash"],
+                v["created"],
+                v.get("deployed_by", "api"),
+                ServiceSpec.from_json(v["spec"]),
+                v.get("source"),
+                notebooks[v["hash"]],
+            )
+            for v in record.get("versions", [])
+            if v.get("hash") in notebooks
+        ]
+        return cls(keep, versions, int(record.get("next_id", 1)))
+
     def new(
         self, raw: bytes, spec: ServiceSpec, source: str | None, deployed_by: str, created: str | None = None
     ) -> Version:
@@ -70,6 +89,11 @@ class History:
             if version.id == version_id:
                 return version
         raise NotFound(f"No such version: {version_id}")
+
+    def find(self, raw: bytes, spec: ServiceSpec) -> Version | None:
+        """The newest kept version of this notebook with these settings, if any."""
+        digest = content_hash(raw)
+        return next((v for v in self.versions if v.hash == digest and v.spec == spec), None)
 
     def previous(self, active_id: int | None) -> Version:
         """The newest version older than the active one (rollback's default)."""

@@ -208,3 +208,32 @@ async def test_restart_with_state_and_watched_directory(tmp_path: Path) -> None:
             assert await text_of(client, "/services/kept/version") == "k1"
             versions = (await client.get("/api/services/kept/versions")).json()
             assert [(v["id"], v["deployed_by"]) for v in versions] == [(1, "watcher")]
+
+
+async def test_the_root_notebook_reloads_from_the_command_line(tmp_path: Path) -> None:
+    """`make run`'s personalities with KG_SEED_URI: the notebook is service `api` at the root, and
+    `fastkg services reload api` serves the edited file without a restart."""
+    seed = tmp_path / "api.ipynb"
+    seed.write_bytes(version_notebook("r1"))
+    port = free_port()
+    env = {
+        "KG_PORT": str(port),
+        "KG_API": "jupyter-websocket,notebook-http,services",
+        "KG_AUTH_TOKEN": TOKEN,
+        "KG_SEED_URI": str(seed),
+    }
+    with fastkg_process(env, tmp_path) as gw:
+        async with gw.client as client:
+            assert await text_of(client, "/version") == "r1"
+            listed = await asyncio.to_thread(_cli, port, "list")
+            assert listed.returncode == 0, listed.stderr
+            assert listed.stdout.split()[:4] == ["api", "/", "serving", "v1"]
+            seed.write_bytes(version_notebook("r2"))
+            reloaded = await asyncio.to_thread(_cli, port, "reload", "api")
+            assert reloaded.returncode == 0, reloaded.stderr
+            assert " v2 " in reloaded.stdout
+            assert await text_of(client, "/version") == "r2"
+            refused = await asyncio.to_thread(_cli, port, "undeploy", "api")
+            assert refused.returncode == 1
+            assert "409" in refused.stderr
+            assert await text_of(client, "/version") == "r2"

@@ -397,3 +397,24 @@ async def test_services_under_a_base_url() -> None:
         assert accepted.headers["location"].startswith("/gw/api/jobs/")
         clash = await gw.client.post("/api/services", **multipart("x", version_notebook("x"), prefix="/api"))
         assert clash.status_code == 409
+
+
+async def test_a_saved_service_that_cannot_start_is_restored_as_failed(tmp_path: Path) -> None:
+    """After a restart its versions are kept to serve again once the cause is gone."""
+    data, state = tmp_path / "data", str(tmp_path / "state")
+    data.mkdir()
+    settings = {"auth_token": TOKEN, "api": "services", "state_dir": state, "services_pool_max": 1}
+    async with serve(**settings) as gw:
+        await deploy(gw, "needs-data", version_notebook("d1"), cwd=str(data))
+    data.rmdir()
+    async with serve(**settings) as gw:
+        service = (await gw.client.get("/api/services/needs-data")).json()
+        assert (service["state"], service["version"]) == ("failed", None)
+        assert "cwd is not a directory" in service["error"]
+        versions = (await gw.client.get("/api/services/needs-data/versions")).json()
+        assert [(v["id"], v["active"]) for v in versions] == [(1, False)]
+        assert (await gw.client.get("/services/needs-data/version")).status_code == 503
+        data.mkdir()
+        again = await gw.client.post("/api/services/needs-data/rollback", json={"version": 1})
+        assert again.status_code == 200, again.text
+        assert (await gw.client.get("/services/needs-data/version")).text.strip() == "d1"
