@@ -46,15 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def normalise_argv(argv: Sequence[str]) -> list[str]:
-    """Accept KG's traitlets spelling: --KernelGatewayApp.port=9000 -> --port=9000."""
+    """Accept KG's traitlets spelling, --KernelGatewayApp.port=9000 -> --port=9000, and its underscored
+    aliases, --seed_uri=x -> --seed-uri=x."""
     out: list[str] = []
     for arg in argv:
-        if arg.startswith("--") and "." in arg.split("=", 1)[0]:
-            key, _, value = arg[2:].partition("=")
+        key, sep, value = arg[2:].partition("=")
+        if arg.startswith("--") and "." in key:
             field = key.rsplit(".", 1)[1].replace("_", "-")
             field = {"ws-ping-interval-secs": "ws-ping-interval"}.get(field, field)
             # MappingKernelManager.cull_idle_timeout=... -> --cull-idle-timeout=... (same names as ours)
             arg = f"--{field}={value}" if value else f"--{field}"
+        elif arg.startswith("--") and "_" in key:
+            arg = f"--{key.replace('_', '-')}{sep}{value}"
         out.append(arg)
     return out
 

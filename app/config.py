@@ -1,4 +1,5 @@
-"""Settings: every Kernel Gateway option under its KG_* name, plus fastkg's FASTKG_* options.
+"""Settings: Kernel Gateway's options under their KG_* names (all but KG_SSL_VERSION, see README's
+differences), plus fastkg's FASTKG_* options and Enterprise Gateway's EG_* multi-tenant ones.
 
 This is the only module that reads the process environment for configuration. Precedence is
 CLI flags (passed as init arguments) > environment > defaults, as in Kernel Gateway.

@@ -137,6 +137,8 @@ def build_lifespan(
                 for _ in range(settings.prespawn_count):
                     await kernels.start()
             root_service = await runtime.start(kernels, root) if runtime is not None else None
+            if runtime is not None:
+                gateway.service_notebooks = runtime.serving_notebooks
             if root is not None:
                 serve_root(app, gateway, _active(root_service, fixed))
             await kernels.fill_warm_pool()

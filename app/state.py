@@ -37,6 +37,7 @@ class GatewayState:
     sessions: SessionStore
     culler: Culler
     root_notebook: Callable[[], NotebookService | None] = field(default=lambda: None)
+    service_notebooks: Callable[[], list[NotebookService]] = field(default=list)
     phase: Phase = Phase.STARTING
     started_at: float = field(default_factory=time.time)
     traffic: WebSocketTraffic = field(default_factory=WebSocketTraffic)
@@ -45,6 +46,14 @@ class GatewayState:
     def notebook(self) -> NotebookService | None:
         """The root notebook's version serving now (KG_SEED_URI's, in notebook-http mode)."""
         return self.root_notebook()
+
+    def notebooks(self) -> list[NotebookService]:
+        """Every notebook serving now: the root notebook and each service's active version (once each)."""
+        serving = self.service_notebooks()
+        root = self.notebook
+        if root is not None and all(notebook is not root for notebook in serving):
+            serving = [root, *serving]
+        return serving
 
     @property
     def uptime(self) -> float:

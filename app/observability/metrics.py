@@ -126,9 +126,9 @@ class GatewayCollector(Collector):
         kernels = GaugeMetricFamily("fastkg_pool_kernels", "Notebook pool kernels", labels=[*labels, "state"])
         waiting = GaugeMetricFamily("fastkg_pool_waiting", "Requests queued for a pool kernel", labels=labels)
         waits = histogram("fastkg_pool_wait_seconds", "Time requests waited for a pool kernel", labels)
-        if gateway.notebook is not None:
-            key = [gateway.notebook.name, ""]
-            stats = gateway.notebook.pool.stats()
+        for notebook in gateway.notebooks():
+            key = [notebook.name, ""]
+            stats = notebook.pool.stats()
             size.add_metric(key, stats.min)
             kernels.add_metric([*key, "idle"], stats.idle)
             kernels.add_metric([*key, "busy"], stats.busy)

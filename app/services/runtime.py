@@ -11,6 +11,7 @@ from typing import Any
 from app.config import CellParser, Settings
 from app.errors import Conflict, GatewayError
 from app.kernels.service import KernelService
+from app.notebook_api.service import NotebookService
 from app.services.deployment import AppBuilder, DeployOptions
 from app.services.jobs import JobTable
 from app.services.registry import RegistryOptions, ServiceRegistry
@@ -144,6 +145,10 @@ class ServicesRuntime:
         if self.watcher is None or not isinstance(name, str):
             return False
         return await asyncio.to_thread((self.watcher.directory / f"{name}.ipynb").is_file)
+
+    def serving_notebooks(self) -> list[NotebookService]:
+        """The notebook of each service's active version (the root service's too), for /metrics."""
+        return [service.active.notebook for service in self.registry.all() if service.active is not None]
 
     async def close(self) -> None:
         if self.watcher is not None:

@@ -60,6 +60,7 @@ async def test_api_version(gateway: Gateway) -> None:
     body = response.json()
     assert isinstance(body["version"], str)
     assert body["version"]
+    assert body["gateway"] == "fastkg"  # a documented difference: KG answers Jupyter Server's version alone
 
 
 async def test_kernel_lifecycle(gateway: Gateway) -> None:

@@ -117,6 +117,10 @@ def semantics_cells(startup_log: Path) -> list[str | tuple[str, str]]:
         "print(json.dumps({'headers': {'Content-Type': 'text/x-custom'}}))",
         # Errors.
         "# GET /boom\nraise ValueError('boom')",
+        "# GET /info-fails\nprint('body')",
+        "# ResponseInfo GET /info-fails\nraise RuntimeError('no info')",
+        "# GET /info-not-json\nprint('body')",
+        "# ResponseInfo GET /info-not-json\nprint('status 201')",
     ]
 
 
@@ -441,6 +445,17 @@ async def test_cell_error_as_json_without_traceback(api: Gateway) -> None:
     assert detail["ename"] == "ValueError"
     assert detail["evalue"] == "boom"
     assert "traceback" not in detail
+
+
+async def test_failing_or_non_json_response_info_is_a_json_500(api: Gateway) -> None:
+    for path, message in [
+        ("/info-fails", "ResponseInfo cell failed: RuntimeError: no info"),
+        ("/info-not-json", "ResponseInfo cell did not print JSON"),
+    ]:
+        response = await api.client.get(path)
+        assert response.status_code == 500, path
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == {"reason": "Internal Server Error", "message": message}
 
 
 async def test_kernel_still_serves_after_an_error(api: Gateway) -> None:

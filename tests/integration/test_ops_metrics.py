@@ -8,6 +8,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.services_support import multipart, notebook
 from tests.support import NOTEBOOKS, Gateway, serve
 
 TOKEN = "ops-token-0123456789"
@@ -171,3 +172,27 @@ async def test_failed_start_is_counted() -> None:
         assert (
             value(text, "fastkg_http_requests_total", route="/api/kernels", method="POST", status="500") == 1
         )
+
+
+@pytest.mark.timeout(240)
+async def test_every_notebook_services_pool_is_measured() -> None:
+    """The pool metrics cover each service's serving version, not only the root notebook's pool."""
+    async with serve(auth_token=TOKEN, api="services") as gw:
+        raw = notebook("# GET /hello\nprint('hello')")
+        for name, pool in (("alpha", "1"), ("beta", "2")):
+            deployed = await gw.client.post("/api/services", **multipart(name, raw, pool_min=pool))
+            assert deployed.status_code == 201, deployed.text
+        assert (await gw.client.get("/services/beta/hello")).text == "hello\n"
+        text = await scrape(gw)
+        for name, size in (("alpha", 1), ("beta", 2)):
+            labels = {"service": name, "version": ""}
+            assert value(text, "fastkg_pool_size", **labels) == size
+            assert value(text, "fastkg_pool_kernels", **labels, state="idle") == size
+            assert value(text, "fastkg_pool_kernels", **labels, state="busy") == 0
+            assert value(text, "fastkg_pool_waiting", **labels) == 0
+        assert value(text, "fastkg_pool_wait_seconds_count", service="beta", version="") == 1
+        assert value(text, "fastkg_pool_wait_seconds_count", service="alpha", version="") == 0
+        endpoint = {"service": "beta", "version": "", "endpoint": "/services/beta/hello", "method": "GET"}
+        assert value(text, "fastkg_notebook_requests_total", **endpoint, status="200") == 1
+        assert (await gw.client.delete("/api/services/beta")).status_code == 204
+        assert value(await scrape(gw), "fastkg_pool_size", service="beta", version="") == 0

@@ -254,6 +254,18 @@ def test_cli_accepts_kernel_gateway_spelling(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.env_whitelist == ["A", "B"]
 
 
+def test_cli_accepts_kernel_gateways_short_aliases() -> None:
+    """KG's own aliases (gatewayapp.py's `aliases`): --ip, --port, --port_retries, --api, --seed_uri,
+    --keyfile, --certfile, --client-ca."""
+    settings = load_settings(
+        ["--port_retries=3", "--seed_uri=/tmp/seed.ipynb", "--client-ca=/ca.pem", "--ip", "127.0.0.2"]
+    )
+    assert settings.port_retries == 3
+    assert settings.seed_uri == "/tmp/seed.ipynb"
+    assert settings.client_ca == "/ca.pem"
+    assert settings.ip == "127.0.0.2"
+
+
 def test_cli_bare_boolean_flag(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KG_LIST_KERNELS", "False")
     assert load_settings(["--list-kernels"]).list_kernels is True
