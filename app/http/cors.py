@@ -101,7 +101,11 @@ class CorsMiddleware:
             return
         extra = self.policy.headers(header(scope, b"origin"))
         if not self.policy.origin_allowed(scope):
-            await send_error(scope, send, 403, "Forbidden: cross-origin request refused", extra)
+            # As KG (Jupyter Server's check_origin): an HTTP request is a 404, a websocket upgrade a 403.
+            if scope["type"] == "websocket":
+                await send_error(scope, send, 403, "Forbidden: cross-origin request refused", extra)
+            else:
+                await send_error(scope, send, 404, "Cross-origin request refused", extra)
             return
         if scope["type"] == "http" and scope["method"] == "OPTIONS":
             # KG's handlers answer a preflight with 200 and an empty body (tornado's finish())
