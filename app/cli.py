@@ -101,6 +101,8 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
     ssl: dict[str, object] = {}
     if settings.certfile:
         ssl = {"ssl_certfile": settings.certfile, "ssl_keyfile": settings.keyfile}
+        if settings.ssl_version is not None:  # KG's SSLContext(protocol=ssl_version)
+            ssl["ssl_version"] = settings.ssl_version
         if settings.client_ca:
             import ssl as ssl_module
 

@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     certfile: str | None = Field(None, validation_alias=_env("KG_CERTFILE", "certfile"))
     keyfile: str | None = Field(None, validation_alias=_env("KG_KEYFILE", "keyfile"))
     client_ca: str | None = Field(None, validation_alias=_env("KG_CLIENT_CA", "client_ca"))
+    # KG's ssl_version: an ssl.PROTOCOL_* number for the server's SSLContext (unset: TLS 1.2 or 1.3)
+    ssl_version: int | None = Field(None, validation_alias=_env("KG_SSL_VERSION", "ssl_version"))
     trust_xheaders: bool = Field(False, validation_alias=_env("KG_TRUST_XHEADERS", "trust_xheaders"))
     ws_ping_interval: float = Field(
         30.0, ge=0, validation_alias=_env("KG_WS_PING_INTERVAL_SECS", "ws_ping_interval")
@@ -255,6 +257,17 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("ssl_version")
+    @classmethod
+    def _server_protocol(cls, value: int | None) -> int | None:
+        """A protocol a server context can use: PROTOCOL_TLS (2), TLSv1 (3), TLSv1_1 (4), TLSv1_2 (5) or
+        TLS_SERVER (16)."""
+        if value is not None and value not in (2, 3, 4, 5, 16):
+            raise ValueError(
+                f"KG_SSL_VERSION {value} is no server protocol; use 2, 3, 4, 5 or 16 (ssl.PROTOCOL_*)"
+            )
+        return value
 
     @field_validator("kernel_port_range", mode="before")
     @classmethod

@@ -1,5 +1,5 @@
-"""Black-box: KG_CERTFILE/KG_KEYFILE serve HTTPS and WSS (TLS 1.2 or 1.3 negotiated; KG_SSL_VERSION is not
-read), and KG_CLIENT_CA makes a client certificate signed by it mandatory."""
+"""Black-box: KG_CERTFILE/KG_KEYFILE serve HTTPS and WSS (TLS 1.2 or 1.3 negotiated; KG_SSL_VERSION pins the
+protocol as in KG), and KG_CLIENT_CA makes a client certificate signed by it mandatory."""
 
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ def client_context(ca: trustme.CA, certificate: bool = False) -> ssl.SSLContext:
 
 
 @contextmanager
-def tls_gateway(ca: trustme.CA, tmp_path: Path, client_ca: bool = False) -> Iterator[str]:
+def tls_gateway(
+    ca: trustme.CA, tmp_path: Path, client_ca: bool = False, ssl_version: int | None = None
+) -> Iterator[str]:
     """The real `fastkg` command serving TLS with a certificate for 127.0.0.1; yields its https URL."""
     server = ca.issue_cert("127.0.0.1")
     server.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
@@ -53,8 +55,8 @@ def tls_gateway(ca: trustme.CA, tmp_path: Path, client_ca: bool = False) -> Iter
         KG_AUTH_TOKEN=TOKEN,
         KG_CERTFILE=str(tmp_path / "cert.pem"),
         KG_KEYFILE=str(tmp_path / "key.pem"),
-        KG_SSL_VERSION=str(int(ssl.PROTOCOL_TLSv1_2)),  # KG would pin TLS 1.2 with it; fastkg ignores it
         **({"KG_CLIENT_CA": str(tmp_path / "ca.pem")} if client_ca else {}),
+        **({"KG_SSL_VERSION": str(ssl_version)} if ssl_version is not None else {}),
     )
     log_path = tmp_path / "fastkg.log"
     with log_path.open("wb") as log:
@@ -89,7 +91,7 @@ async def test_https_and_wss_with_tls_1_2_or_1_3(ca: trustme.CA, tmp_path: Path)
     with tls_gateway(ca, tmp_path) as url:
         port = int(url.rsplit(":", 1)[1])
         context = client_context(ca)
-        assert negotiated(port, context) == "TLSv1.3"  # not pinned to 1.2 by KG_SSL_VERSION
+        assert negotiated(port, context) == "TLSv1.3"  # KG would pin TLS 1.2
         older = client_context(ca)
         older.maximum_version = ssl.TLSVersion.TLSv1_2
         assert negotiated(port, older) == "TLSv1.2"
@@ -119,3 +121,14 @@ async def test_client_ca_requires_a_client_certificate(ca: trustme.CA, tmp_path:
             with pytest.raises(httpx.TransportError):
                 async with httpx.AsyncClient(base_url=url, verify=refused, timeout=10) as client:
                     await client.get("/api", headers=headers)
+
+
+async def test_ssl_version_pins_the_protocol_as_in_kg(ca: trustme.CA, tmp_path: Path) -> None:
+    """KG_SSL_VERSION=5 (ssl.PROTOCOL_TLSv1_2) is KG's default pin: a TLS 1.3 client gets TLS 1.2."""
+    with tls_gateway(ca, tmp_path, ssl_version=5) as url:
+        port = int(url.rsplit(":", 1)[1])
+        assert negotiated(port, client_context(ca)) == "TLSv1.2"
+        only_13 = client_context(ca)
+        only_13.minimum_version = ssl.TLSVersion.TLSv1_3
+        with pytest.raises(ssl.SSLError):
+            negotiated(port, only_13)

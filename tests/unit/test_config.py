@@ -332,3 +332,10 @@ def test_plugin_api_names_are_kept_for_the_plugin_loader() -> None:
 def test_malformed_plugin_api_names_are_errors(name: str) -> None:
     with pytest.raises(ValidationError, match="unknown API"):
         Settings(api=name)
+
+
+def test_ssl_version_is_a_server_protocol_number() -> None:
+    assert load_settings(["--ssl_version=5"]).ssl_version == 5  # KG's spelling
+    assert Settings().ssl_version is None
+    with pytest.raises(ValidationError, match="no server protocol"):
+        Settings(ssl_version=17)  # PROTOCOL_TLS_CLIENT
