@@ -134,7 +134,10 @@ def _cwd(value: object, base: Path | None) -> str | None:
         return None
     if not isinstance(value, str):
         raise Unprocessable("cwd must be a string")
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # `~name` of no user: there is no home directory to expand
+        raise Unprocessable(f"cwd {value!r}: no such user's home directory") from None
     if not path.is_absolute() and base is not None:
         path = base / path
     return str(path)

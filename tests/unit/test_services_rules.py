@@ -100,6 +100,7 @@ def test_settings_validated(tmp_path: Path) -> None:
         ({"env": '{"A": null}'}, "env values"),
         ({"colour": "red"}, "Unknown service setting"),
         ({"pool_max": True}, "pool_max"),
+        ({"cwd": "~no-such-user-of-fastkg/data"}, "no such user"),  # the fuzzer's 500 (RuntimeError)
     ]:
         with pytest.raises(Unprocessable, match=text):
             build_spec("s", fields, Defaults())
