@@ -99,6 +99,20 @@ async def sse(stream: httpx.Response) -> AsyncIterator[tuple[str, str]]:
 
 
 @pytest.mark.timeout(120)
+async def test_idle_shutdown_takes_only_a_number() -> None:
+    """The API fuzzer's {"idle_seconds": false} was read as 0 and shut down every idle kernel."""
+    async with serve(auth_token=TOKEN, list_kernels=True) as gw:
+        kernel_id = await gw.start_kernel()
+        for idle in (False, True, "0", None, -1):
+            refused = await gw.client.post("/admin/api/kernels/shutdown-idle", json={"idle_seconds": idle})
+            assert refused.status_code == 400, (idle, refused.text)
+            assert set(refused.json()) == {"reason", "message"}
+        assert (await gw.client.get(f"/api/kernels/{kernel_id}")).status_code == 200
+        kept = await gw.client.post("/admin/api/kernels/shutdown-idle", json={"idle_seconds": 3600})
+        assert kept.json() == {"shut_down": []}  # an integer is a number
+
+
+@pytest.mark.timeout(120)
 async def test_events_stream_snapshots() -> None:
     async with serve(auth_token=TOKEN, list_kernels=True) as gw:
         browser = await login(gw)
