@@ -44,7 +44,7 @@ from app.routers.admin_views import (
     service_rows,
 )
 from app.routers.tags import Tag
-from app.schemas import ErrorModel
+from app.schemas import ErrorModel, error_responses
 from app.services.runtime import ServicesRuntime
 from app.state import Phase
 
@@ -94,6 +94,7 @@ def _set_cookie(response: Response, request: Request, name: str, value: str, htt
 
 api = APIRouter(prefix="/admin/api", tags=[Tag.ADMIN])
 CSRF = [Depends(require_csrf)]
+KERNEL_ERRORS = error_responses(403, 404)  # a missing X-CSRF-Token; an unknown (or unlisted) kernel
 
 
 @api.get("/session", operation_id="admin_get_session")
@@ -162,6 +163,7 @@ async def list_kernels(request: Request, gateway: GatewayDep) -> list[AdminKerne
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=CSRF,
     operation_id="admin_interrupt_kernel",
+    responses=KERNEL_ERRORS,
 )
 async def interrupt_kernel(kernel_id: str, gateway: GatewayDep) -> None:
     """Interrupt a listed kernel."""
@@ -173,6 +175,7 @@ async def interrupt_kernel(kernel_id: str, gateway: GatewayDep) -> None:
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=CSRF,
     operation_id="admin_restart_kernel",
+    responses=KERNEL_ERRORS,
 )
 async def restart_kernel(kernel_id: str, gateway: GatewayDep) -> None:
     """Restart a listed kernel."""
@@ -184,13 +187,19 @@ async def restart_kernel(kernel_id: str, gateway: GatewayDep) -> None:
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=CSRF,
     operation_id="admin_shutdown_kernel",
+    responses=KERNEL_ERRORS,
 )
 async def shutdown_kernel(kernel_id: str, gateway: GatewayDep) -> None:
     """Shut a listed kernel down."""
     await gateway.kernels.shutdown(kernel_id)
 
 
-@api.post("/kernels/shutdown-idle", dependencies=CSRF, operation_id="admin_shutdown_idle_kernels")
+@api.post(
+    "/kernels/shutdown-idle",
+    dependencies=CSRF,
+    operation_id="admin_shutdown_idle_kernels",
+    responses=error_responses(403),
+)
 async def shutdown_idle(body: IdleShutdownRequest, gateway: GatewayDep) -> IdleShutdownResult:
     """Shut down every listed kernel that is not busy and has been idle longer than `idle_seconds`."""
     now, done = time.time(), []
