@@ -20,17 +20,17 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
 from app.deps import GatewayDep, SettingsDep
-from app.errors import BadRequest, Forbidden, GatewayError, TooManyRequests, Unauthorized
+from app.errors import Forbidden, GatewayError, TooManyRequests, Unauthorized
 from app.http.auth import ADMIN_COOKIE, admin_session_value, presented_token, token_matches
 from app.http.login_limit import LoginLimiter, client_address
 from app.kernels.usage import UsageProbe
+from app.routers.admin_services import services_router
 from app.routers.admin_views import (
     AdminKernel,
     AdminOverview,
@@ -258,33 +258,7 @@ async def stream_events(request: Request, gateway: GatewayDep) -> StreamingRespo
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
-async def services(rest: str, request: Request, settings: SettingsDep) -> Response:
-    """The notebook services REST API (/api/services...), reached with the admin cookie; 404 when the
-    gateway serves no services."""
-    if ".." in rest or "?" in rest or (rest and not rest.startswith("/")):
-        raise BadRequest("Bad service path")
-    if request.method != "GET":
-        require_csrf(request)
-    headers = {"Authorization": f"token {settings.token}"} if settings.token else {}
-    if content_type := request.headers.get("content-type"):
-        headers["Content-Type"] = content_type
-    transport = httpx.ASGITransport(app=request.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://fastkg.internal") as client:
-        answer = await client.request(
-            request.method,
-            f"{settings.base_url}/api/services{rest}",
-            params=str(request.query_params),
-            content=await request.body(),
-            headers=headers,
-        )
-    media = answer.headers.get("content-type", "application/json")
-    return Response(answer.content, status_code=answer.status_code, media_type=media)
-
-
-for _method in ("GET", "POST", "PUT", "DELETE"):
-    api.add_api_route(
-        "/services{rest:path}", services, methods=[_method], operation_id=f"admin_{_method.lower()}_services"
-    )
+api.include_router(services_router(require_csrf))
 
 
 def mount_admin(app: FastAPI, settings: Settings) -> None:

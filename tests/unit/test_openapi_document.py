@@ -42,6 +42,8 @@ def operation(document: dict[str, Any], method: str, path: str) -> dict[str, Any
         ("POST", "/api/services/{name}/rollback", {404, 409, 422}),
         ("DELETE", "/api/services/{name}", {404, 409}),
         ("GET", "/api/jobs/{job_id}", {404, 500}),
+        ("GET", "/admin/api/services/{rest}", {400, 404}),  # forwarded: whatever /api/services answers
+        ("POST", "/admin/api/services", {403, 409, 422}),
     ],
 )
 def test_errors_answered_are_documented(
