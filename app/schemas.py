@@ -49,6 +49,14 @@ class StartKernelRequest(BaseModel):
             raise ValueError("env must be an object")
         return value
 
+    @field_validator("env")
+    @classmethod
+    def _env_is_an_environment(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        # what no process environment can hold (KG's Popen fails with a 500 on a listed one)
+        if value and any("=" in k or "\x00" in k + v for k, v in value.items()):
+            raise ValueError("env names may not contain '=' or NUL, nor values NUL")
+        return value
+
 
 class KernelModel(BaseModel):
     id: str

@@ -126,7 +126,10 @@ def _env(value: object) -> dict[str, str]:
         raise Unprocessable("env must be a JSON object of strings")
     if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value.values()):
         raise Unprocessable("env values must be strings")
-    return {k: str(v) for k, v in value.items()}
+    env = {k: str(v) for k, v in value.items()}
+    if any("=" in k or "\x00" in k + v for k, v in env.items()):  # no process environment holds them
+        raise Unprocessable("env names may not contain '=' or NUL, nor values NUL")
+    return env
 
 
 def _cwd(value: object, base: Path | None) -> str | None:

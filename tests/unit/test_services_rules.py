@@ -101,6 +101,8 @@ def test_settings_validated(tmp_path: Path) -> None:
         ({"colour": "red"}, "Unknown service setting"),
         ({"pool_max": True}, "pool_max"),
         ({"cwd": "~no-such-user-of-fastkg/data"}, "no such user"),  # the fuzzer's 500 (RuntimeError)
+        ({"env": '{"A=B": "1"}'}, "may not contain"),  # a kernel start that fails: was a 500
+        ({"env": {"A": "1\u0000"}}, "may not contain"),
     ]:
         with pytest.raises(Unprocessable, match=text):
             build_spec("s", fields, Defaults())
