@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -109,7 +110,7 @@ def _float(fields: Mapping[str, Any], key: str, default: float) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise Unprocessable(f"{key} must be a number") from None
-    if isinstance(value, bool) or not number > 0:
+    if isinstance(value, bool) or not 0 < number < math.inf:  # inf (JSON 1e400) would wait forever
         raise Unprocessable(f"{key} must be a positive number")
     return number
 

@@ -97,6 +97,8 @@ def test_settings_validated(tmp_path: Path) -> None:
         ({"pool_min": 0}, "pool_min"),
         ({"pool_min": 2, "pool_max": 1}, "below pool_min"),
         ({"timeout": "-1"}, "timeout"),
+        ({"timeout": float("inf")}, "timeout"),  # what JSON's 1e400 reads as
+        ({"timeout": "nan"}, "timeout"),
         ({"env": '{"A": null}'}, "env values"),
         ({"colour": "red"}, "Unknown service setting"),
         ({"pool_max": True}, "pool_max"),
