@@ -30,7 +30,7 @@ def services_router(require_csrf: Callable[[Request], None]) -> APIRouter:
     GET pass `require_csrf` first."""
 
     async def forward(rest: str, request: Request, settings: Settings) -> Response:
-        if ".." in rest:  # never a way out of /api/services with the gateway's token
+        if ".." in rest.split("/"):  # never a way out of /api/services with the gateway's token
             raise BadRequest("Bad service path")
         if request.method != "GET":
             require_csrf(request)
@@ -55,8 +55,8 @@ def services_router(require_csrf: Callable[[Request], None]) -> APIRouter:
         return await forward("", request, settings)
 
     async def service_path(rest: str, request: Request, settings: SettingsDep) -> Response:
-        """`/api/services/{rest}` reached with the admin cookie: what it answers (a `rest` with `..` is
-        a 400)."""
+        """`/api/services/{rest}` reached with the admin cookie: what it answers (a `..` segment in
+        `rest` is a 400)."""
         return await forward(f"/{rest}", request, settings)
 
     router = APIRouter()

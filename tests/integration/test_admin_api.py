@@ -117,7 +117,7 @@ async def test_services_forwarding_keeps_the_name_it_was_given() -> None:
     """The API fuzzer's GET /admin/api/services/%07 answered 500: the decoded name went into the
     forwarded URL as it was, and httpx refuses a control character. Names are sent percent-encoded."""
     async with serve(auth_token=TOKEN, api="jupyter-websocket,services") as gw:
-        for quoted, name in (("%07x", "\x07x"), ("a%3Fb", "a?b"), ("a%20b", "a b")):
+        for quoted, name in (("%07x", "\x07x"), ("a%3Fb", "a?b"), ("a%20b", "a b"), ("..v", "..v")):
             for method in ("GET", "DELETE"):
                 response = await gw.client.request(method, f"/admin/api/services/{quoted}")
                 assert response.status_code == 404, (method, quoted, response.text)
