@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from app.config import Settings
+from app.config import Personality, Settings
 from app.deps import GatewayDep, SettingsDep
 from app.errors import Forbidden, GatewayError, TooManyRequests, Unauthorized
 from app.http.auth import ADMIN_COOKIE, admin_session_value, presented_token, token_matches
@@ -258,9 +258,6 @@ async def stream_events(request: Request, gateway: GatewayDep) -> StreamingRespo
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
-api.include_router(services_router(require_csrf))
-
-
 def mount_admin(app: FastAPI, settings: Settings) -> None:
     """Add the page, its static files and its API (only when FASTKG_ADMIN enables them)."""
     base = settings.base_url
@@ -274,6 +271,8 @@ def mount_admin(app: FastAPI, settings: Settings) -> None:
 
     app.add_api_route(f"{base}/admin", admin_page, methods=["GET"], include_in_schema=False)
     app.include_router(api, prefix=base)
+    if Personality.SERVICES in settings.personalities:  # else /admin/api/services is a 404: "services off"
+        app.include_router(services_router(require_csrf), prefix=f"{base}/admin/api", tags=[Tag.ADMIN])
     app.mount(f"{base}/admin/static", StaticFiles(directory=STATIC), name="admin-static")
 
 
