@@ -263,6 +263,7 @@ def test_nothing_was_lost(fuzzed: FuzzedGateway) -> None:
         left = (await gateway.client.get("/api/kernels")).json()
         assert [k["id"] for k in left] == [bystander.kernel_id]
         assert (await gateway.client.get("/api/sessions")).json() == []  # their kernels are gone
+        assert (await gateway.client.get("/api/services")).json() == []  # no random body deployed
         return theirs
 
     started = fuzzed.run(shut_down_the_fuzzers_kernels())
