@@ -98,7 +98,7 @@ async def _fetch(uri: str, http_timeout: float) -> bytes:
             return response.content
     except httpx.HTTPStatusError as exc:
         raise NotebookError(f"Cannot fetch notebook {uri}: HTTP {exc.response.status_code}") from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: e.g. a control character
         raise NotebookError(f"Cannot fetch notebook {uri}: {exc or type(exc).__name__}") from None
 
 

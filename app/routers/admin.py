@@ -20,17 +20,17 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from app.config import Settings
+from app.config import Personality, Settings
 from app.deps import GatewayDep, SettingsDep
-from app.errors import BadRequest, Forbidden, GatewayError, TooManyRequests, Unauthorized
+from app.errors import Forbidden, GatewayError, TooManyRequests, Unauthorized
 from app.http.auth import ADMIN_COOKIE, admin_session_value, presented_token, token_matches
 from app.http.login_limit import LoginLimiter, client_address
 from app.kernels.usage import UsageProbe
+from app.routers.admin_services import services_router
 from app.routers.admin_views import (
     AdminKernel,
     AdminOverview,
@@ -44,7 +44,7 @@ from app.routers.admin_views import (
     service_rows,
 )
 from app.routers.tags import Tag
-from app.schemas import ErrorModel
+from app.schemas import ErrorModel, error_responses
 from app.services.runtime import ServicesRuntime
 from app.state import Phase
 
@@ -94,6 +94,7 @@ def _set_cookie(response: Response, request: Request, name: str, value: str, htt
 
 api = APIRouter(prefix="/admin/api", tags=[Tag.ADMIN])
 CSRF = [Depends(require_csrf)]
+KERNEL_ERRORS = error_responses(403, 404)  # a missing X-CSRF-Token; an unknown (or unlisted) kernel
 
 
 @api.get("/session", operation_id="admin_get_session")
@@ -162,6 +163,7 @@ async def list_kernels(request: Request, gateway: GatewayDep) -> list[AdminKerne
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=CSRF,
     operation_id="admin_interrupt_kernel",
+    responses=KERNEL_ERRORS,
 )
 async def interrupt_kernel(kernel_id: str, gateway: GatewayDep) -> None:
     """Interrupt a listed kernel."""
@@ -173,6 +175,7 @@ async def interrupt_kernel(kernel_id: str, gateway: GatewayDep) -> None:
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=CSRF,
     operation_id="admin_restart_kernel",
+    responses=KERNEL_ERRORS,
 )
 async def restart_kernel(kernel_id: str, gateway: GatewayDep) -> None:
     """Restart a listed kernel."""
@@ -184,13 +187,19 @@ async def restart_kernel(kernel_id: str, gateway: GatewayDep) -> None:
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=CSRF,
     operation_id="admin_shutdown_kernel",
+    responses=KERNEL_ERRORS,
 )
 async def shutdown_kernel(kernel_id: str, gateway: GatewayDep) -> None:
     """Shut a listed kernel down."""
     await gateway.kernels.shutdown(kernel_id)
 
 
-@api.post("/kernels/shutdown-idle", dependencies=CSRF, operation_id="admin_shutdown_idle_kernels")
+@api.post(
+    "/kernels/shutdown-idle",
+    dependencies=CSRF,
+    operation_id="admin_shutdown_idle_kernels",
+    responses=error_responses(403),
+)
 async def shutdown_idle(body: IdleShutdownRequest, gateway: GatewayDep) -> IdleShutdownResult:
     """Shut down every listed kernel that is not busy and has been idle longer than `idle_seconds`."""
     now, done = time.time(), []
@@ -249,35 +258,6 @@ async def stream_events(request: Request, gateway: GatewayDep) -> StreamingRespo
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
-async def services(rest: str, request: Request, settings: SettingsDep) -> Response:
-    """The notebook services REST API (/api/services...), reached with the admin cookie; 404 when the
-    gateway serves no services."""
-    if ".." in rest or "?" in rest or (rest and not rest.startswith("/")):
-        raise BadRequest("Bad service path")
-    if request.method != "GET":
-        require_csrf(request)
-    headers = {"Authorization": f"token {settings.token}"} if settings.token else {}
-    if content_type := request.headers.get("content-type"):
-        headers["Content-Type"] = content_type
-    transport = httpx.ASGITransport(app=request.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://fastkg.internal") as client:
-        answer = await client.request(
-            request.method,
-            f"{settings.base_url}/api/services{rest}",
-            params=str(request.query_params),
-            content=await request.body(),
-            headers=headers,
-        )
-    media = answer.headers.get("content-type", "application/json")
-    return Response(answer.content, status_code=answer.status_code, media_type=media)
-
-
-for _method in ("GET", "POST", "PUT", "DELETE"):
-    api.add_api_route(
-        "/services{rest:path}", services, methods=[_method], operation_id=f"admin_{_method.lower()}_services"
-    )
-
-
 def mount_admin(app: FastAPI, settings: Settings) -> None:
     """Add the page, its static files and its API (only when FASTKG_ADMIN enables them)."""
     base = settings.base_url
@@ -291,6 +271,8 @@ def mount_admin(app: FastAPI, settings: Settings) -> None:
 
     app.add_api_route(f"{base}/admin", admin_page, methods=["GET"], include_in_schema=False)
     app.include_router(api, prefix=base)
+    if Personality.SERVICES in settings.personalities:  # else /admin/api/services is a 404: "services off"
+        app.include_router(services_router(require_csrf), prefix=f"{base}/admin/api", tags=[Tag.ADMIN])
     app.mount(f"{base}/admin/static", StaticFiles(directory=STATIC), name="admin-static")
 
 

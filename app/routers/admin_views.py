@@ -62,7 +62,10 @@ class AdminSnapshot(BaseModel):
 
 
 class IdleShutdownRequest(BaseModel):
-    idle_seconds: float = Field(ge=0, description="Shut down listed kernels idle longer than this")
+    # strict: a lax float reads `false` (and "0") as 0, which shuts down every idle kernel
+    idle_seconds: float = Field(
+        ge=0, strict=True, description="Shut down listed kernels idle longer than this"
+    )
 
 
 class IdleShutdownResult(BaseModel):

@@ -10,12 +10,12 @@ from app.deps import KernelsDep, SettingsDep
 from app.errors import Forbidden
 from app.routers.models import kernel_model
 from app.routers.tags import Tag
-from app.schemas import ErrorModel, KernelModel, StartKernelRequest
+from app.schemas import KernelModel, StartKernelRequest, error_responses
 
-router = APIRouter(prefix="/api/kernels", tags=[Tag.KERNELS], responses={404: {"model": ErrorModel}})
+router = APIRouter(prefix="/api/kernels", tags=[Tag.KERNELS], responses=error_responses(404))
 
 
-@router.get("", operation_id="list_kernels")
+@router.get("", operation_id="list_kernels", responses=error_responses(403))
 async def list_kernels(kernels: KernelsDep, settings: SettingsDep) -> list[KernelModel]:
     """List running kernels. Forbidden unless KG_LIST_KERNELS is enabled, as in Kernel Gateway."""
     if not settings.list_kernels:
@@ -27,7 +27,7 @@ async def list_kernels(kernels: KernelsDep, settings: SettingsDep) -> list[Kerne
     "",
     status_code=status.HTTP_201_CREATED,
     operation_id="start_kernel",
-    responses={403: {"model": ErrorModel}, 500: {"model": ErrorModel}},
+    responses=error_responses(403, 500, 503),  # KG_MAX_KERNELS, a failed start, the gateway shutting down
 )
 async def start_kernel(
     request: Request,
@@ -55,14 +55,17 @@ async def shutdown_kernel(kernel_id: str, kernels: KernelsDep) -> None:
 
 
 @router.post(
-    "/{kernel_id}/interrupt", status_code=status.HTTP_204_NO_CONTENT, operation_id="interrupt_kernel"
+    "/{kernel_id}/interrupt",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="interrupt_kernel",
+    responses=error_responses(503),  # FASTKG_INTERRUPT_TIMEOUT passed
 )
 async def interrupt_kernel(kernel_id: str, kernels: KernelsDep) -> None:
     """Interrupt what the kernel is running."""
     await kernels.interrupt(kernel_id)
 
 
-@router.post("/{kernel_id}/restart", operation_id="restart_kernel")
+@router.post("/{kernel_id}/restart", operation_id="restart_kernel", responses=error_responses(500))
 async def restart_kernel(kernel_id: str, kernels: KernelsDep) -> KernelModel:
     """Restart the kernel; open websockets keep working."""
     return kernel_model(await kernels.restart(kernel_id))

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from app.deps import KernelsDep, SettingsDep
 from app.kernels.specs import SpecInfo, all_specs, one_spec, resource_path
 from app.routers.tags import Tag
-from app.schemas import ErrorModel, KernelSpecFile, KernelSpecModel, KernelSpecsModel
+from app.schemas import KernelSpecFile, KernelSpecModel, KernelSpecsModel, error_responses
 
-router = APIRouter(tags=[Tag.KERNELSPECS], responses={404: {"model": ErrorModel}})
+router = APIRouter(tags=[Tag.KERNELSPECS], responses=error_responses(404))
+# a resource is a file of any type (logo-64x64.png, kernel.js ...)
+RESOURCE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
+}
 
 
 def _model(info: SpecInfo, base_url: str) -> KernelSpecModel:
@@ -36,7 +42,12 @@ async def get_kernelspec(name: str, kernels: KernelsDep, settings: SettingsDep) 
     return _model(await one_spec(kernels.specs, name), settings.base_url)
 
 
-@router.get("/kernelspecs/{name}/{path:path}", operation_id="get_kernelspec_resource")
+@router.get(
+    "/kernelspecs/{name}/{path:path}",
+    operation_id="get_kernelspec_resource",
+    response_class=FileResponse,
+    responses=RESOURCE,
+)
 async def get_kernelspec_resource(name: str, path: str, kernels: KernelsDep) -> FileResponse:
     """A kernelspec resource file, such as its logo."""
     return FileResponse(await resource_path(kernels.specs, name, path))

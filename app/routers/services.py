@@ -17,39 +17,61 @@ from app.http.service_dispatch import ServiceDispatchMiddleware
 from app.routers.service_app import service_app_builder
 from app.routers.service_models import ServiceModel, VersionEntry
 from app.routers.tags import Tag
+from app.schemas import error_responses
 from app.services.runtime import ServicesRuntime
 from app.services.spec import FIELDS
 
 router = APIRouter(tags=[Tag.SERVICES])
 
-DEPLOY_BODY: dict[str, Any] = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["name", "notebook"],
-                "properties": {
-                    "notebook": {"type": "string", "format": "binary"},
-                    "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"},
-                    **{f: {"type": "string"} for f in FIELDS},
-                },
-            }
-        },
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["name", "source"],
-                "properties": {
-                    "name": {"type": "string"},
-                    "source": {"type": "string", "description": "path under FASTKG_SERVICES_ROOT or URL"},
-                    "env": {"type": "object", "additionalProperties": {"type": "string"}},
-                    **{f: {"type": "string"} for f in FIELDS if f != "env"},
-                },
-            }
-        },
-    },
+_NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$", "maxLength": 63}
+_COUNT = ("pool_min", "pool_max", "body_limit")  # integers of at least 1; as form fields, their digits
+_FORM_FIELDS = {
+    f: {"type": "string", "pattern": "^[0-9]*$"} if f in _COUNT else {"type": "string"} for f in FIELDS
 }
+_JSON_FIELDS = {
+    **{f: {"type": "string"} for f in FIELDS},
+    **{f: {"type": "integer", "minimum": 1} for f in _COUNT},
+    "timeout": {"type": "number", "exclusiveMinimum": 0},
+    "env": {"type": "object", "additionalProperties": {"type": "string"}},
+}
+
+
+def _deploy_body(*, form_required: list[str], json_required: list[str]) -> dict[str, Any]:
+    """A notebook upload (multipart) or a JSON object naming its source, with the service settings
+    (spec.FIELDS); anything else is refused (unknown settings are a 422)."""
+    form = {"notebook": {"type": "string", "format": "binary"}, "name": _NAME, **_FORM_FIELDS}
+    source = {"type": "string", "minLength": 1, "description": "path under FASTKG_SERVICES_ROOT or URL"}
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": form_required,
+                    "properties": form,
+                    "additionalProperties": False,
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": json_required,
+                    "properties": {"name": _NAME, "source": source, **_JSON_FIELDS},
+                    "additionalProperties": False,
+                }
+            },
+        },
+    }
+
+
+DEPLOY_BODY = _deploy_body(form_required=["name", "notebook"], json_required=["name", "source"])
+# PUT: settings left out keep their values, and without a notebook or source the active one is redeployed
+UPDATE_BODY = _deploy_body(form_required=[], json_required=[])
+
+# every route answers 503 until the lifespan has built the registry; bodies are 400 when they are neither a
+# form nor a JSON object, 413 over FASTKG_SERVICES_MAX_UPLOAD, 422 when their content cannot be deployed
+NAMED = error_responses(404, 503)
+DEPLOYING = error_responses(400, 409, 413, 422, 503)
 
 
 def get_runtime(connection: HTTPConnection) -> ServicesRuntime:
@@ -106,7 +128,7 @@ async def _notebook(runtime: ServicesRuntime, raw: bytes | None, source: str | N
     status_code=201,
     operation_id="deploy_service",
     openapi_extra={"requestBody": DEPLOY_BODY},
-    responses={201: {"model": ServiceModel, "description": "The service, serving"}},
+    responses={201: {"model": ServiceModel, "description": "The service, serving"}, **DEPLOYING},
 )
 async def deploy_service(request: Request, runtime: RuntimeDep) -> JSONResponse:
     """Deploy a notebook as a new service; answers once it serves (startup cells have run)."""
@@ -122,13 +144,18 @@ async def deploy_service(request: Request, runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(service.stats(), status_code=201, headers={"Location": location})
 
 
-@router.get("/api/services", operation_id="list_services", response_model=list[ServiceModel])
+@router.get(
+    "/api/services",
+    operation_id="list_services",
+    response_model=list[ServiceModel],
+    responses=error_responses(503),
+)
 async def list_services(runtime: RuntimeDep) -> list[dict[str, Any]]:
     """Every service."""
     return runtime.registry.stats()
 
 
-@router.get("/api/services/{name}", operation_id="get_service", response_model=ServiceModel)
+@router.get("/api/services/{name}", operation_id="get_service", response_model=ServiceModel, responses=NAMED)
 async def get_service(name: str, runtime: RuntimeDep) -> dict[str, Any]:
     """One service."""
     return runtime.registry.get(name).stats()
@@ -137,8 +164,9 @@ async def get_service(name: str, runtime: RuntimeDep) -> dict[str, Any]:
 @router.put(
     "/api/services/{name}",
     operation_id="update_service",
-    openapi_extra={"requestBody": DEPLOY_BODY},
+    openapi_extra={"requestBody": UPDATE_BODY},
     response_model=ServiceModel,
+    responses={**NAMED, **DEPLOYING},
 )
 async def update_service(name: str, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """Deploy a new version (a new notebook, new settings or both); the old one serves until it is ready.
@@ -155,14 +183,22 @@ async def update_service(name: str, request: Request, runtime: RuntimeDep) -> di
 
 
 @router.get(
-    "/api/services/{name}/versions", operation_id="list_service_versions", response_model=list[VersionEntry]
+    "/api/services/{name}/versions",
+    operation_id="list_service_versions",
+    response_model=list[VersionEntry],
+    responses=NAMED,
 )
 async def list_service_versions(name: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
     """The kept versions, newest first."""
     return runtime.registry.get(name).versions()
 
 
-@router.post("/api/services/{name}/rollback", operation_id="rollback_service", response_model=ServiceModel)
+@router.post(
+    "/api/services/{name}/rollback",
+    operation_id="rollback_service",
+    response_model=ServiceModel,
+    responses={**NAMED, **error_responses(400, 409, 422)},  # 409: nothing to roll back to
+)
 async def rollback_service(name: str, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """Activate an earlier version: `{"version": id}`, by default the one before the active one."""
     runtime.registry.get(name)
@@ -181,20 +217,42 @@ async def rollback_service(name: str, request: Request, runtime: RuntimeDep) -> 
     return (await runtime.registry.rollback(name, version)).stats()
 
 
-@router.post("/api/services/{name}/reload", operation_id="reload_service", response_model=ServiceModel)
+@router.post(
+    "/api/services/{name}/reload",
+    operation_id="reload_service",
+    response_model=ServiceModel,
+    responses={**NAMED, **error_responses(409, 422)},  # 409: an uploaded service has no source
+)
 async def reload_service(name: str, runtime: RuntimeDep) -> dict[str, Any]:
     """Re-read the service's source and deploy it as a new version."""
     return (await runtime.registry.reload(name)).stats()
 
 
-@router.delete("/api/services/{name}", status_code=204, operation_id="undeploy_service")
+@router.delete(
+    "/api/services/{name}",
+    status_code=204,
+    operation_id="undeploy_service",
+    responses={**NAMED, **error_responses(409)},  # 409: the root notebook
+)
 async def undeploy_service(name: str, runtime: RuntimeDep) -> Response:
     """Stop the service: its requests in flight finish, then its kernels are shut down."""
     await runtime.registry.undeploy(name)
     return Response(status_code=204)
 
 
-@router.get("/api/jobs/{job_id}", operation_id="get_job")
+@router.get(
+    "/api/jobs/{job_id}",
+    operation_id="get_job",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The endpoint's own response (its status, headers and body)",
+            "content": {"*/*": {}},
+        },
+        202: {"description": "Still running: `{id, service, state}`", "content": {"application/json": {}}},
+        **error_responses(404, 500, 503),  # 500: the request failed
+    },
+)
 async def get_job(job_id: str, runtime: RuntimeDep) -> Response:
     """An asynchronous request: 202 with Retry-After while it runs, then the endpoint's own response."""
     job = runtime.jobs.get(job_id)

@@ -10,19 +10,28 @@ from app.deps import SessionsDep, SettingsDep
 from app.errors import BadRequest, Forbidden
 from app.routers.models import session_model
 from app.routers.tags import Tag
-from app.schemas import CreateSessionRequest, ErrorModel, SessionModel, UpdateSessionRequest
+from app.schemas import (
+    CreateSessionRequest,
+    NullIsRefused,
+    SessionModel,
+    UpdateSessionRequest,
+    error_responses,
+)
 
 router = APIRouter(
     prefix="/api/sessions",
     tags=[Tag.SESSIONS],
-    responses={400: {"model": ErrorModel}, 404: {"model": ErrorModel}},
+    responses=error_responses(400, 404),
 )
 
 # Jupyter Server's answers to a body it cannot use
 NO_JSON = "No JSON data provided"
+# A body is optional to FastAPI, so that a missing one gets Jupyter Server's 400 NO_JSON, but the
+# document says what is needed: an object (null or nothing is that 400)
+REQUIRED_BODY = {"requestBody": {"required": True}}
 
 
-@router.get("", operation_id="list_sessions", responses={403: {"model": ErrorModel}})
+@router.get("", operation_id="list_sessions", responses=error_responses(403))
 async def list_sessions(sessions: SessionsDep, settings: SettingsDep) -> list[SessionModel]:
     """List sessions. Forbidden unless KG_LIST_KERNELS is enabled, as in Kernel Gateway: a session
     model carries its kernel's id, which is otherwise known only to whoever started the kernel."""
@@ -46,12 +55,18 @@ def _path_and_type(body: CreateSessionRequest | None) -> tuple[CreateSessionRequ
     return body, path, type_
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, operation_id="create_session")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="create_session",
+    openapi_extra=REQUIRED_BODY,
+    responses=error_responses(403, 500, 503),  # a new kernel: KG_MAX_KERNELS, a failed start, shutdown
+)
 async def create_session(
     request: Request,
     response: Response,
     sessions: SessionsDep,
-    body: Annotated[CreateSessionRequest | None, Body()] = None,
+    body: Annotated[CreateSessionRequest | None, Body(), NullIsRefused()] = None,
 ) -> SessionModel:
     """Create a session (`path` and `type` are required), starting a kernel unless an existing kernel id
     is given; an existing session with the same path is returned as it is."""
@@ -74,9 +89,16 @@ async def get_session(session_id: str, sessions: SessionsDep) -> SessionModel:
     return session_model(*sessions.get(session_id))
 
 
-@router.patch("/{session_id}", operation_id="update_session")
+@router.patch(
+    "/{session_id}",
+    operation_id="update_session",
+    openapi_extra=REQUIRED_BODY,
+    responses=error_responses(403, 500, 503),  # moving to a new kernel starts one
+)
 async def update_session(
-    session_id: str, sessions: SessionsDep, body: Annotated[UpdateSessionRequest | None, Body()] = None
+    session_id: str,
+    sessions: SessionsDep,
+    body: Annotated[UpdateSessionRequest | None, Body(), NullIsRefused()] = None,
 ) -> SessionModel:
     """Rename a session, or move it to another kernel."""
     if body is None:

@@ -29,7 +29,12 @@ class Sources:
         return path
 
     async def read(self, source: str) -> bytes:
-        scheme = urlparse(source).scheme
+        if "\x00" in source:  # no path or URL holds one; the OS would refuse it with a ValueError
+            raise Unprocessable("source may not contain a NUL character")
+        try:
+            scheme = urlparse(source).scheme
+        except ValueError as exc:  # e.g. an unclosed IPv6 bracket: http://[x
+            raise Unprocessable(f"Invalid source {source!r}: {exc}") from None
         if scheme in ("http", "https"):
             try:
                 return (await load_notebook(source)).raw

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -109,7 +110,7 @@ def _float(fields: Mapping[str, Any], key: str, default: float) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise Unprocessable(f"{key} must be a number") from None
-    if isinstance(value, bool) or not number > 0:
+    if isinstance(value, bool) or not 0 < number < math.inf:  # inf (JSON 1e400) would wait forever
         raise Unprocessable(f"{key} must be a positive number")
     return number
 
@@ -126,7 +127,10 @@ def _env(value: object) -> dict[str, str]:
         raise Unprocessable("env must be a JSON object of strings")
     if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value.values()):
         raise Unprocessable("env values must be strings")
-    return {k: str(v) for k, v in value.items()}
+    env = {k: str(v) for k, v in value.items()}
+    if any("=" in k or "\x00" in k + v for k, v in env.items()):  # no process environment holds them
+        raise Unprocessable("env names may not contain '=' or NUL, nor values NUL")
+    return env
 
 
 def _cwd(value: object, base: Path | None) -> str | None:
@@ -134,7 +138,10 @@ def _cwd(value: object, base: Path | None) -> str | None:
         return None
     if not isinstance(value, str):
         raise Unprocessable("cwd must be a string")
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # `~name` of no user: there is no home directory to expand
+        raise Unprocessable(f"cwd {value!r}: no such user's home directory") from None
     if not path.is_absolute() and base is not None:
         path = base / path
     return str(path)

@@ -99,6 +99,37 @@ async def sse(stream: httpx.Response) -> AsyncIterator[tuple[str, str]]:
 
 
 @pytest.mark.timeout(120)
+async def test_idle_shutdown_takes_only_a_number() -> None:
+    """The API fuzzer's {"idle_seconds": false} was read as 0 and shut down every idle kernel."""
+    async with serve(auth_token=TOKEN, list_kernels=True) as gw:
+        kernel_id = await gw.start_kernel()
+        for idle in (False, True, "0", None, -1):
+            refused = await gw.client.post("/admin/api/kernels/shutdown-idle", json={"idle_seconds": idle})
+            assert refused.status_code == 400, (idle, refused.text)
+            assert set(refused.json()) == {"reason", "message"}
+        assert (await gw.client.get(f"/api/kernels/{kernel_id}")).status_code == 200
+        kept = await gw.client.post("/admin/api/kernels/shutdown-idle", json={"idle_seconds": 3600})
+        assert kept.json() == {"shut_down": []}  # an integer is a number
+
+
+@pytest.mark.timeout(120)
+async def test_services_forwarding_keeps_the_name_it_was_given() -> None:
+    """The API fuzzer's GET /admin/api/services/%07 answered 500: the decoded name went into the
+    forwarded URL as it was, and httpx refuses a control character. Names are sent percent-encoded."""
+    async with serve(auth_token=TOKEN, api="jupyter-websocket,services") as gw:
+        for quoted, name in (("%07x", "\x07x"), ("a%3Fb", "a?b"), ("a%20b", "a b"), ("..v", "..v")):
+            for method in ("GET", "DELETE"):
+                response = await gw.client.request(method, f"/admin/api/services/{quoted}")
+                assert response.status_code == 404, (method, quoted, response.text)
+                assert response.json() == {"reason": "Not Found", "message": f"No such service: {name}"}
+        escape = await gw.client.get("/admin/api/services/%2E%2E/%2E%2E/kernels")  # never the kernel API
+        assert escape.json() == {"reason": "Bad Request", "message": "Bad service path"}
+        assert (await gw.client.get("/admin/api/services")).json() == []
+        put = await gw.client.put("/admin/api/services")
+        assert (put.status_code, put.headers["allow"]) == (405, "GET, POST, OPTIONS")
+
+
+@pytest.mark.timeout(120)
 async def test_events_stream_snapshots() -> None:
     async with serve(auth_token=TOKEN, list_kernels=True) as gw:
         browser = await login(gw)

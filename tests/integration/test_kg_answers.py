@@ -95,6 +95,9 @@ async def test_query_token_wins_over_the_header(gateway: Gateway) -> None:
     assert refused.value.response.status_code == 401
 
 
+NO_ENVIRONMENT = "env names may not contain '=' or NUL, nor values NUL"
+
+
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
@@ -104,6 +107,9 @@ async def test_query_token_wins_over_the_header(gateway: Gateway) -> None:
         ({"env": 5}, "body.env: Value error, env must be an object"),
         ({"env": {"KERNEL_A": 1}}, "body.env.KERNEL_A: Input should be a valid string"),
         ({"env": {"KERNEL_A": {"nested": "x"}}}, "body.env.KERNEL_A: Input should be a valid string"),
+        # no process environment holds these: they were 500s after three failed starts
+        ({"env": {"KERNEL_A=B": "x"}}, f"body.env: Value error, {NO_ENVIRONMENT}"),
+        ({"env": {"KERNEL_A": "x\x00y"}}, f"body.env: Value error, {NO_ENVIRONMENT}"),
     ],
 )
 async def test_env_must_be_an_object_of_strings(gateway: Gateway, body: object, detail: str) -> None:

@@ -168,6 +168,11 @@ async def test_bad_inputs_are_clear_4xx_and_leave_the_old_version(services: Gate
         (multipart("other", version_notebook("x"), cwd=str(tmp_path / "missing")), 422, "cwd"),
         ({"json": {"name": "other", "source": "../outside.ipynb"}}, 422, "outside the services root"),
         ({"json": {"name": "other"}}, 422, "Send a notebook"),
+        # what the fuzzer found answered 500: a home of no user, sources the OS or the URL parser refuse
+        (multipart("other", version_notebook("x"), cwd="~no-such-user-of-fastkg"), 422, "no such user"),
+        ({"json": {"name": "other", "source": "a\x00b.ipynb"}}, 422, "NUL"),
+        ({"json": {"name": "other", "source": "http://[x/a.ipynb"}}, 422, "Invalid source"),
+        ({"json": {"name": "other", "source": "http://a\x07b/a.ipynb"}}, 422, "Cannot fetch"),
     ]
     for arguments, status, text in cases:
         response = await client.post("/api/services", **arguments)

@@ -97,9 +97,14 @@ def test_settings_validated(tmp_path: Path) -> None:
         ({"pool_min": 0}, "pool_min"),
         ({"pool_min": 2, "pool_max": 1}, "below pool_min"),
         ({"timeout": "-1"}, "timeout"),
+        ({"timeout": float("inf")}, "timeout"),  # what JSON's 1e400 reads as
+        ({"timeout": "nan"}, "timeout"),
         ({"env": '{"A": null}'}, "env values"),
         ({"colour": "red"}, "Unknown service setting"),
         ({"pool_max": True}, "pool_max"),
+        ({"cwd": "~no-such-user-of-fastkg/data"}, "no such user"),  # the fuzzer's 500 (RuntimeError)
+        ({"env": '{"A=B": "1"}'}, "may not contain"),  # a kernel start that fails: was a 500
+        ({"env": {"A": "1\u0000"}}, "may not contain"),
     ]:
         with pytest.raises(Unprocessable, match=text):
             build_spec("s", fields, Defaults())
