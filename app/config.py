@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     services_pool_max: int = Field(
         4, ge=1, validation_alias=_env("FASTKG_SERVICES_POOL_MAX", "services_pool_max")
     )
+    services_pool_limit: int = Field(
+        32, ge=1, validation_alias=_env("FASTKG_SERVICES_POOL_LIMIT", "services_pool_limit")
+    )
     services_shrink_after: float = Field(
         60.0, gt=0, validation_alias=_env("FASTKG_SERVICES_SHRINK_AFTER", "services_shrink_after")
     )

@@ -31,6 +31,9 @@ def registry_options(settings: Settings) -> RegistryOptions:
         defaults=Defaults(
             pool_min=settings.services_pool_min,
             pool_max=max(settings.services_pool_min, settings.services_pool_max),
+            pool_limit=max(
+                settings.services_pool_limit, settings.services_pool_min, settings.services_pool_max
+            ),
             timeout=settings.request_timeout,
             body_limit=settings.max_request_body,
         ),

@@ -26,6 +26,7 @@ class Defaults:
 
     pool_min: int = 1
     pool_max: int = 4
+    pool_limit: int = 32  # no service's pool may grow beyond it (each kernel is a process)
     timeout: float = 60.0
     body_limit: int = 10 * 1024 * 1024
 
@@ -159,6 +160,11 @@ def build_spec(
     pool_max = _int(fields, "pool_max", max(defaults.pool_max, pool_min), 1)
     if pool_max < pool_min:
         raise Unprocessable(f"pool_max ({pool_max}) is below pool_min ({pool_min})")
+    if pool_max > defaults.pool_limit:
+        limit = defaults.pool_limit
+        raise Unprocessable(
+            f"pool_max ({pool_max}) is above the gateway's limit ({limit}, FASTKG_SERVICES_POOL_LIMIT)"
+        )
     kernel_name = fields.get("kernel_name") or ""
     if not isinstance(kernel_name, str):
         raise Unprocessable("kernel_name must be a string")

@@ -164,6 +164,7 @@ async def test_bad_inputs_are_clear_4xx_and_leave_the_old_version(services: Gate
         (multipart("other", version_notebook("x"), kernel_name="nope"), 422, "Unknown kernelspec: nope"),
         (multipart("other", notebook("raise ValueError('boom')", "# GET /a\nprint(1)")), 422, "startup cell"),
         (multipart("other", version_notebook("x"), pool_min="zero"), 422, "pool_min"),
+        (multipart("other", version_notebook("x"), pool_max="1000"), 422, "FASTKG_SERVICES_POOL_LIMIT"),
         (multipart("other", version_notebook("x"), env="[1]"), 422, "env"),
         (multipart("other", version_notebook("x"), cwd=str(tmp_path / "missing")), 422, "cwd"),
         ({"json": {"name": "other", "source": "../outside.ipynb"}}, 422, "outside the services root"),

@@ -96,6 +96,8 @@ def test_settings_validated(tmp_path: Path) -> None:
     for fields, text in [
         ({"pool_min": 0}, "pool_min"),
         ({"pool_min": 2, "pool_max": 1}, "below pool_min"),
+        ({"pool_max": 1000}, r"above the gateway's limit \(32, FASTKG_SERVICES_POOL_LIMIT\)"),
+        ({"pool_min": 33}, "above the gateway's limit"),  # pool_max follows pool_min up
         ({"timeout": "-1"}, "timeout"),
         ({"timeout": float("inf")}, "timeout"),  # what JSON's 1e400 reads as
         ({"timeout": "nan"}, "timeout"),
