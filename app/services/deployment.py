@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.config import CellParser, Settings
 from app.errors import KernelSpecNotFound, Unprocessable
 from app.http.asgi import ASGIApp, Receive, Scope, Send
 from app.kernels.pool import KernelPool
@@ -47,6 +48,17 @@ class DeployOptions:
     static_path: str | None = None  # served at <prefix>/public/ (KG_STATIC_PATH: the root notebook's)
     title: str | None = None  # names and tags the notebook's API (KG: its file name); None: the service's
     accept_cell: Callable[[str], bool] | None = None  # which startup cells seed a kernel (KG's plug-ins)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> DeployOptions:
+        """What every version shares from the gateway's settings; `options` adds the caller's own."""
+        return cls(
+            base_url=settings.base_url,
+            debug=settings.debug,
+            allow_download=settings.allow_notebook_download,
+            swagger=settings.parser is CellParser.SWAGGER,
+            **options,
+        )
 
 
 class Deployment:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from app.config import CellParser, Settings
+from app.config import Settings
 from app.errors import Conflict, Unprocessable
 from app.kernels.service import KernelService
 from app.notebook_api.loader import LoadedNotebook, load_notebook
@@ -66,11 +66,8 @@ class RootNotebook:
             timeout=settings.request_timeout,
             body_limit=settings.max_request_body,
         )
-        options = DeployOptions(
-            base_url=settings.base_url,
-            debug=settings.debug,
-            allow_download=settings.allow_notebook_download,
-            swagger=settings.parser is CellParser.SWAGGER,
+        options = DeployOptions.from_settings(
+            settings,
             static_path=settings.static_path,
             title=notebook.name,
             accept_cell=accept_cell,

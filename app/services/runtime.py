@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from app.config import CellParser, Settings
+from app.config import Settings
 from app.errors import Conflict, GatewayError
 from app.kernels.service import KernelService
 from app.notebook_api.service import NotebookService
@@ -37,13 +37,7 @@ def registry_options(settings: Settings) -> RegistryOptions:
             timeout=settings.request_timeout,
             body_limit=settings.max_request_body,
         ),
-        deploy=DeployOptions(
-            base_url=settings.base_url,
-            debug=settings.debug,
-            allow_download=settings.allow_notebook_download,
-            swagger=settings.parser is CellParser.SWAGGER,
-            shrink_after=settings.services_shrink_after,
-        ),
+        deploy=DeployOptions.from_settings(settings, shrink_after=settings.services_shrink_after),
         keep_versions=settings.services_versions,
         drain_seconds=settings.services_drain,
     )
